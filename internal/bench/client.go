@@ -161,8 +161,8 @@ type session struct {
 
 	req  *http.Request // POST template; cloned shallowly per call
 	body body
-	out  []byte        // request body under construction
-	in   bytes.Buffer  // response body
+	out  []byte       // request body under construction
+	in   bytes.Buffer // response body
 	lim  io.LimitedReader
 	data []byte // SSE data accumulator
 	resp rpcResponse
@@ -438,4 +438,3 @@ func truncate(s string) string {
 	}
 	return s[:errorTextLimit] + "…"
 }
-

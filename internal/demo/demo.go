@@ -69,8 +69,10 @@ func NewServer(name string) (*mcp.Server, error) {
 }
 
 // Run serves the demo server called name over t until the peer disconnects
-// or ctx is cancelled. Logs go to stderr, never to t, because for the stdio
-// transport stdout carries the protocol.
+// or ctx is cancelled. When the peer stops sending (for stdio: stdin closes),
+// calls already received are still answered before Run returns. Logs go to
+// stderr, never to t, because for the stdio transport stdout carries the
+// protocol.
 func Run(ctx context.Context, name string, t mcp.Transport) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("demo_server", name)
 	s, err := newServer(name, logger)
@@ -78,7 +80,7 @@ func Run(ctx context.Context, name string, t mcp.Transport) error {
 		return err
 	}
 	logger.Info("demo server starting", "version", Version)
-	if err := s.Run(ctx, t); err != nil {
+	if err := s.Run(ctx, &drainingTransport{inner: t, timeout: drainTimeout}); err != nil {
 		return fmt.Errorf("demo server %s: %w", name, err)
 	}
 	return nil

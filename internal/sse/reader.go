@@ -184,7 +184,7 @@ func parseRetry(v []byte) (int64, bool) {
 			ms = maxRetryMillis
 		}
 	}
-	return min(ms, maxRetryMillis), true
+	return ms, true
 }
 
 // dispatch ends the current event at an empty line. It reports false for a
