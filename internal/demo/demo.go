@@ -25,20 +25,20 @@ import (
 // Version is the implementation version every demo server reports.
 const Version = "1.0.0"
 
-// builders maps each demo server name to the constructor of its content.
+// builders maps each demo server name to the constructor of its backend.
 // It is a function rather than a package variable so there is no shared
 // mutable state between servers.
-func builders() map[string]func() content {
-	return map[string]func() content{
-		"crm":     func() content { return newCRM() },
-		"tickets": func() content { return newTickets() },
-		"chat":    func() content { return newChat() },
+func builders() map[string]func() backend {
+	return map[string]func() backend{
+		"crm":     func() backend { return newCRM() },
+		"tickets": func() backend { return newTickets() },
+		"chat":    func() backend { return newChat() },
 	}
 }
 
-// content is what each demo server contributes: its tools, resources and
+// backend is what each demo server contributes: its tools, resources and
 // prompts, plus optional server-wide settings.
-type content interface {
+type backend interface {
 	// title is the human-readable server title.
 	title() string
 	// instructions are sent to clients at initialization.
@@ -47,7 +47,7 @@ type content interface {
 	register(s *mcp.Server)
 }
 
-// completer is implemented by content that supports completion/complete.
+// completer is implemented by backends that support completion/complete.
 type completer interface {
 	complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error)
 }
@@ -142,7 +142,7 @@ func logRequests(logger *slog.Logger) mcp.Middleware {
 	}
 }
 
-// Helpers shared by the content files.
+// Helpers shared by the backend files.
 
 // normID canonicalises a user-supplied record id: ids are matched
 // case-insensitively and surrounding whitespace is ignored, because models
