@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,11 +31,19 @@ type transportError struct{ err error }
 func (e *transportError) Error() string { return e.err.Error() }
 func (e *transportError) Unwrap() error { return e.err }
 
-// newHTTPClient returns the one client every session shares. Each session
-// keeps one request in flight, so one idle connection per session lets
-// every call reuse a warm keep-alive connection.
-func newHTTPClient(sessions int) *http.Client {
-	tr := &http.Transport{
+// newTransport returns the one transport every session shares. Each
+// session keeps one request in flight, so one idle connection per session
+// lets every call reuse a warm keep-alive connection.
+//
+// Sessions call RoundTrip directly rather than going through http.Client:
+// the client clones headers and URL on every request to support redirects
+// and cookies, which an MCP endpoint under load has no business using (a
+// redirect is reported as an error status instead).
+//
+// HTTP/2 is not attempted (a custom DialContext disables it), so each
+// session gets its own HTTP/1.1 connection, like most agents' clients.
+func newTransport(sessions int) *http.Transport {
+	return &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{
 			Timeout:   10 * time.Second,
@@ -46,12 +56,11 @@ func newHTTPClient(sessions int) *http.Client {
 		DisableCompression:  true,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
-	return &http.Client{Transport: tr}
 }
 
 // target is what all sessions of one run share: where to send and what.
 type target struct {
-	hc              *http.Client
+	rt              *http.Transport
 	url             *url.URL
 	headers         http.Header // user-supplied, e.g. Authorization
 	protocolVersion string
@@ -62,7 +71,7 @@ type target struct {
 }
 
 // newTarget validates the endpoint and precomputes the request templates.
-func newTarget(hc *http.Client, rawURL string, headers http.Header, protocolVersion, tool string, args json.RawMessage) (*target, error) {
+func newTarget(rt *http.Transport, rawURL string, headers http.Header, protocolVersion, tool string, args json.RawMessage) (*target, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse url: %w", err)
@@ -80,7 +89,7 @@ func newTarget(hc *http.Client, rawURL string, headers http.Header, protocolVers
 	}
 	suffix := fmt.Appendf(nil, `,"method":"tools/call","params":{"name":%s,"arguments":%s}}`, name, compact.Bytes())
 	return &target{
-		hc:              hc,
+		rt:              rt,
 		url:             u,
 		headers:         headers,
 		protocolVersion: protocolVersion,
@@ -147,9 +156,42 @@ type toolErrorText struct {
 
 // body is a reusable request body: a bytes.Reader that is also a Closer,
 // so assigning it to http.Request.Body allocates nothing.
-type body struct{ bytes.Reader }
+//
+// The transport may still be writing a request body after RoundTrip has
+// returned (it closes the body from its write loop when done), so the
+// body, and the bytes under it, may only be reused after Close. The free
+// channel holds a token while nobody is using the body.
+type body struct {
+	bytes.Reader
+	inUse atomic.Bool
+	free  chan struct{}
+}
 
-func (*body) Close() error { return nil }
+func newBody() *body {
+	b := &body{free: make(chan struct{}, 1)}
+	b.free <- struct{}{}
+	return b
+}
+
+// acquire waits until the transport has released the previous request.
+func (b *body) acquire(ctx context.Context) error {
+	select {
+	case <-b.free:
+		b.inUse.Store(true)
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the previous request body: %w", ctx.Err())
+	}
+}
+
+// Close releases the body. The transport may close a body more than once
+// on error paths; only the first Close counts.
+func (b *body) Close() error {
+	if b.inUse.CompareAndSwap(true, false) {
+		b.free <- struct{}{}
+	}
+	return nil
+}
 
 // session is one MCP session. It is used by a single goroutine and keeps
 // every buffer it needs between calls.
@@ -160,7 +202,7 @@ type session struct {
 	nextID int64
 
 	req  *http.Request // POST template; cloned shallowly per call
-	body body
+	body *body
 	out  []byte       // request body under construction
 	in   bytes.Buffer // response body
 	lim  io.LimitedReader
@@ -180,7 +222,9 @@ func newSession(t *target) (*session, error) {
 		return nil, fmt.Errorf("build request: %w", err)
 	}
 	req.Header = h
-	return &session{t: t, header: h, req: req, nextID: 1}, nil
+	// net/http takes the Host header from the request, not the header map.
+	req.Host = h.Get("Host")
+	return &session{t: t, header: h, req: req, body: newBody(), nextID: 1}, nil
 }
 
 // initialize performs the MCP handshake: initialize, then the initialized
@@ -204,17 +248,20 @@ func (s *session) initialize(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("initialize: %w", err)
 	}
-	var init struct {
+	var reply struct {
 		Result struct {
 			ProtocolVersion string `json:"protocolVersion"`
 		} `json:"result"`
 	}
-	if err := json.Unmarshal(raw, &init); err != nil {
+	if err := json.Unmarshal(raw, &reply); err != nil {
 		return fmt.Errorf("initialize: decode result: %w", err)
 	}
-	// Headers change only now that the response body is closed: the
-	// transport may read the header map until then.
-	version := cmp.Or(init.Result.ProtocolVersion, s.t.protocolVersion)
+	// The transport reads the header map while writing a request, so it
+	// may change only once the initialize request has been released.
+	if err := s.body.acquire(ctx); err != nil {
+		return fmt.Errorf("initialize: %w", err)
+	}
+	version := cmp.Or(reply.Result.ProtocolVersion, s.t.protocolVersion)
 	s.header.Set("MCP-Protocol-Version", version)
 	if sessionID != "" {
 		s.id = sessionID
@@ -223,8 +270,10 @@ func (s *session) initialize(ctx context.Context) error {
 	return s.notifyInitialized(ctx)
 }
 
+// notifyInitialized sends notifications/initialized; the caller has
+// acquired the body.
 func (s *session) notifyInitialized(ctx context.Context) error {
-	resp, err := s.post(ctx, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
+	resp, err := s.send(ctx, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
 	if err != nil {
 		return fmt.Errorf("notifications/initialized: %w", err)
 	}
@@ -241,13 +290,18 @@ func (s *session) notifyInitialized(ctx context.Context) error {
 // call sends one tools/call and judges its reply. A nil error means HTTP
 // 200, a matching response, no JSON-RPC error and no isError result.
 func (s *session) call(ctx context.Context) error {
+	// s.out is under the body reader: it may be rewritten only once the
+	// previous request has been released.
+	if err := s.body.acquire(ctx); err != nil {
+		return err
+	}
 	id := s.nextID
 	s.nextID++
 	s.out = append(s.out[:0], s.t.callPrefix...)
 	s.out = strconv.AppendInt(s.out, id, 10)
 	s.out = append(s.out, s.t.callSuffix...)
 
-	resp, err := s.post(ctx, s.out)
+	resp, err := s.send(ctx, s.out)
 	if err != nil {
 		return err
 	}
@@ -261,13 +315,22 @@ func (s *session) call(ctx context.Context) error {
 	return nil
 }
 
-// post sends body on the session's template request.
+// post sends msg as a POST on the session's template request.
 func (s *session) post(ctx context.Context, msg []byte) (*http.Response, error) {
+	if err := s.body.acquire(ctx); err != nil {
+		return nil, err
+	}
+	return s.send(ctx, msg)
+}
+
+// send is post for a caller that has already acquired the body. The
+// transport releases the body whatever happens, so no path leaks it.
+func (s *session) send(ctx context.Context, msg []byte) (*http.Response, error) {
 	s.body.Reset(msg)
 	req := s.req.WithContext(ctx)
-	req.Body = &s.body
+	req.Body = s.body
 	req.ContentLength = int64(len(msg))
-	resp, err := s.t.hc.Do(req)
+	resp, err := s.t.rt.RoundTrip(req)
 	if err != nil {
 		return nil, &transportError{err}
 	}
@@ -397,7 +460,7 @@ func (s *session) close(ctx context.Context) error {
 	}
 	req.Header = s.header.Clone()
 	req.Header.Del("Content-Type")
-	resp, err := s.t.hc.Do(req)
+	resp, err := s.t.rt.RoundTrip(req)
 	if err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
@@ -429,7 +492,7 @@ func statusError(code int, body []byte) error {
 
 func isEventStream(contentType string) bool {
 	const es = "text/event-stream"
-	return len(contentType) >= len(es) && contentType[:len(es)] == es
+	return len(contentType) >= len(es) && strings.EqualFold(contentType[:len(es)], es)
 }
 
 func truncate(s string) string {
