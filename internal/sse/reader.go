@@ -178,10 +178,11 @@ func parseRetry(v []byte) (int64, bool) {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		if ms <= (maxRetryMillis-9)/10 {
-			ms = ms*10 + int64(c-'0')
+		d := int64(c - '0')
+		if ms > (maxRetryMillis-d)/10 {
+			ms = maxRetryMillis // and stays there: further digits only grow it
 		} else {
-			ms = maxRetryMillis
+			ms = ms*10 + d
 		}
 	}
 	return ms, true

@@ -179,6 +179,9 @@ func TestReader(t *testing.T) {
 		{"invalid retry keeps earlier", "retry: 7\nretry: x\ndata: a\n\n", []Event{ev("a").withRetry(7 * time.Millisecond)}},
 		{"retry saturates", "retry: 99999999999999999999999999\ndata: a\n\n", []Event{ev("a").withRetry(time.Duration(maxRetryMillis) * time.Millisecond)}},
 		{"retry at limit", "retry: 9223372036854\ndata: a\n\n", []Event{ev("a").withRetry(9223372036854 * time.Millisecond)}},
+		{"retry just below limit", "retry: 9223372036850\ndata: a\n\n", []Event{ev("a").withRetry(9223372036850 * time.Millisecond)}},
+		{"retry just above limit", "retry: 9223372036855\ndata: a\n\n", []Event{ev("a").withRetry(9223372036854 * time.Millisecond)}},
+		{"retry far above limit then small digits", "retry: 92233720368540000\ndata: a\n\n", []Event{ev("a").withRetry(9223372036854 * time.Millisecond)}},
 
 		{"incomplete event at EOF", "data: a\n\ndata: b\n", []Event{ev("a")}},
 		{"incomplete line at EOF", "data: a\n\ndata: b", []Event{ev("a")}},

@@ -33,8 +33,9 @@
 //     stream state; the caller owns the reconnection policy.
 //
 // Writer produces framing that Reader (and any conforming parser)
-// reconstructs exactly, and refuses ids and event types that would let a
-// value inject extra fields.
+// reconstructs exactly, up to line endings in data, which every receiver
+// turns into LF. It refuses ids and event types that would let a value
+// inject extra fields.
 package sse
 
 import (

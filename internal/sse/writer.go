@@ -52,11 +52,16 @@ func NewWriter(w io.Writer) *Writer {
 // e.HasRetry is set or e.Retry is non-zero.
 //
 // Data is split at every CRLF, CR and LF into one data line per line, so
-// the receiver reassembles it byte for byte, whatever line endings it
-// contains. Empty data is written as a single "data: " line (with the usual
-// space, for clients that match the "data: " prefix literally): that is the
-// MCP priming event, and an event with an id and no data line would be
-// dropped by browsers.
+// the receiver reassembles it exactly, except that every line ending comes
+// back as LF: the event stream format has no way to carry a CR in data, and
+// receivers join data lines with LF. Data a Reader returned, which only
+// contains LF, therefore round-trips byte for byte, and a JSON-RPC message
+// keeps its meaning (raw CR and LF can only be whitespace between tokens;
+// inside JSON strings they are escaped). Empty data is written as a single
+// "data: " line, with the usual space for clients that match the "data: "
+// prefix literally: that is the MCP priming event (an id and an empty data
+// field), and standard clients only fire an event when a data line is
+// present.
 //
 // An ID or Type containing CR, LF or NUL, or a negative Retry, is refused
 // with an error wrapping ErrInvalidEvent and nothing is written: such values
