@@ -2,22 +2,55 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"gatehouse/internal/app"
+	"gatehouse/internal/config"
 )
 
 func newServeCmd() *cobra.Command {
-	return &cobra.Command{
+	var opts app.Options
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gateway",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("not implemented") },
+		Long: `Run the gateway: serve the virtual MCP servers of the configuration at
+/mcp/{name}. The configuration is reloaded on SIGHUP and when the file
+changes; an invalid new configuration is rejected and the running one stays.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return app.Run(cmd.Context(), opts)
+		},
 	}
+	cmd.Flags().StringVarP(&opts.ConfigPath, "config", "c", "gatehouse.yaml", "configuration file")
+	cmd.Flags().StringVar(&opts.Listen, "listen", "", "listen address (overrides the configuration)")
+	return cmd
 }
 
 func newValidateCmd() *cobra.Command {
-	return &cobra.Command{
+	var path string
+	cmd := &cobra.Command{
 		Use:   "validate",
-		Short: "Check a configuration file",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("not implemented") },
+		Short: "Check a configuration file and print every problem with its location",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.LoadFile(path)
+			if err != nil {
+				var ps config.Problems
+				if errors.As(err, &ps) {
+					for _, p := range ps {
+						fmt.Fprintln(cmd.ErrOrStderr(), p.Error())
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "%d problem(s) found\n", len(ps))
+					return exitError{code: 1}
+				}
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d upstreams, %d virtual servers)\n", path, len(cfg.Upstreams), len(cfg.Servers))
+			return nil
+		},
 	}
+	cmd.Flags().StringVarP(&path, "config", "c", "gatehouse.yaml", "configuration file")
+	return cmd
 }

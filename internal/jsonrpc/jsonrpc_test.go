@@ -36,7 +36,7 @@ func TestParse(t *testing.T) {
 		{"array", `[1]`, 0, "", "", "not a JSON object"},
 		{"truncated", `{"jsonrpc":"2.0","id":1,"method":"x"`, 0, "", "", "invalid JSON"},
 		{"trailing", `{"jsonrpc":"2.0","id":1,"method":"x"} x`, 0, "", "", "trailing"},
-		
+
 		{"empty", ``, 0, "", "", "not a JSON object"},
 	}
 	for _, tt := range tests {
@@ -204,5 +204,31 @@ func BenchmarkParseToolsCall(b *testing.B) {
 			b.Fatal(err)
 		}
 		_ = m.WithID([]byte("99"))
+	}
+}
+
+func TestRewrite(t *testing.T) {
+	tests := []struct{ in, id, params, want string }{
+		{`{"jsonrpc":"2.0","id":"a","method":"m","params":{"x":1}}`, `7`, `{"y":2}`, `{"jsonrpc":"2.0","id":7,"method":"m","params":{"y":2}}`},
+		{`{"params":{"x":1},"jsonrpc":"2.0","method":"m","id":"a"}`, `7`, `{"y":2}`, `{"params":{"y":2},"jsonrpc":"2.0","method":"m","id":7}`},
+		{`{"jsonrpc":"2.0","id":"a","method":"m"}`, `7`, `{"y":2}`, `{"jsonrpc":"2.0","id":7,"method":"m","params":{"y":2}}`},
+		{`{"jsonrpc":"2.0","id":"a","method":"m","params":{}}`, `7`, ``, `{"jsonrpc":"2.0","id":7,"method":"m","params":{}}`},
+		{`{"jsonrpc":"2.0","method":"m","params":{}}`, ``, `[1]`, `{"jsonrpc":"2.0","method":"m","params":[1]}`},
+	}
+	for _, tt := range tests {
+		m, err := Parse([]byte(tt.in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id, params []byte
+		if tt.id != "" {
+			id = []byte(tt.id)
+		}
+		if tt.params != "" {
+			params = []byte(tt.params)
+		}
+		if got := string(Rewrite(m, id, params)); got != tt.want {
+			t.Errorf("Rewrite(%s) = %s, want %s", tt.in, got, tt.want)
+		}
 	}
 }

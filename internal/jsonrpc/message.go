@@ -49,6 +49,7 @@ type Message struct {
 
 	// Spans of members that are commonly rewritten, relative to Raw.
 	idStart, idEnd int
+	paramsStart    int
 }
 
 // IsRequest reports whether the message is a request (has method and id).
@@ -95,6 +96,7 @@ func (m *Message) parse(b []byte) error {
 			method = v
 		case "params":
 			m.Params = v
+			m.paramsStart = mb.Start
 		case "result":
 			m.Result = v
 		case "error":
@@ -279,3 +281,50 @@ func appendString(b []byte, s string) []byte {
 
 // Quote returns s as a JSON string.
 func Quote(s string) []byte { return appendString(nil, s) }
+
+// Rewrite returns a copy of the message with its id replaced by id and its
+// params replaced by params (either may be nil to keep the original). All
+// other bytes are kept.
+func Rewrite(m *Message, id, params []byte) []byte {
+	type edit struct {
+		start, end int
+		v          []byte
+	}
+	var edits [2]edit
+	n := 0
+	if id != nil && m.idStart >= 0 {
+		edits[n] = edit{m.idStart, m.idEnd, id}
+		n++
+	}
+	if params != nil && m.Params != nil && !sameSlice(params, m.Params) {
+		edits[n] = edit{m.paramsStart, m.paramsStart + len(m.Params), params}
+		n++
+	}
+	if n == 2 && edits[0].start > edits[1].start {
+		edits[0], edits[1] = edits[1], edits[0]
+	}
+	size := len(m.Raw)
+	for _, e := range edits[:n] {
+		size += len(e.v) - (e.end - e.start)
+	}
+	out := make([]byte, 0, size)
+	pos := 0
+	for _, e := range edits[:n] {
+		out = append(out, m.Raw[pos:e.start]...)
+		out = append(out, e.v...)
+		pos = e.end
+	}
+	out = append(out, m.Raw[pos:]...)
+	if params != nil && m.Params == nil {
+		// No params member yet: insert one.
+		if withParams, err := Set(out, "params", params); err == nil {
+			return withParams
+		}
+	}
+	return out
+}
+
+// sameSlice reports whether a and b are the same bytes in memory.
+func sameSlice(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}

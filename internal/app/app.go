@@ -1,0 +1,181 @@
+// Package app is the composition root: it loads the configuration, builds
+// the gateway and the HTTP listener, and reloads on SIGHUP or file change.
+// It is the only package that wires the others together.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"gatehouse/internal/config"
+	"gatehouse/internal/gateway"
+	"gatehouse/internal/mcp"
+)
+
+// Options configure Run.
+type Options struct {
+	ConfigPath string
+	// Listen overrides the configuration's listen address when set.
+	Listen string
+	// LogOutput receives the log (default stderr).
+	LogOutput io.Writer
+	// Ready, when set, receives the bound address once the listener is up.
+	Ready chan<- string
+}
+
+// Run serves until ctx ends.
+func Run(ctx context.Context, opts Options) error {
+	cfg, err := config.LoadFile(opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	if opts.Listen != "" {
+		cfg.Listen = opts.Listen
+	}
+	if opts.LogOutput == nil {
+		opts.LogOutput = os.Stderr
+	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.Log.SlogLevel())
+	log := newLogger(opts.LogOutput, cfg.Log.Format, level)
+
+	gw, err := gateway.New(cfg, gateway.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	h := mcp.NewHandler(gw, log)
+
+	mux := http.NewServeMux()
+	mux.Handle("/mcp/", h)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "Gatehouse MCP gateway. Virtual servers:")
+		for name := range gw.Config().Servers {
+			fmt.Fprintf(w, "  http://%s/mcp/%s\n", r.Host, name)
+		}
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		_ = gw.Close(context.Background())
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("gatehouse listening", "addr", "http://"+ln.Addr().String(), "servers", len(cfg.Servers), "upstreams", len(cfg.Upstreams))
+	for name := range cfg.Servers {
+		log.Info("virtual server", "name", name, "url", "http://"+ln.Addr().String()+"/mcp/"+name)
+	}
+	if opts.Ready != nil {
+		opts.Ready <- ln.Addr().String()
+	}
+
+	reloadCtx, stopReload := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		watchReload(reloadCtx, opts.ConfigPath, cfg.Listen, gw, level, log)
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	stopReload()
+	wg.Wait()
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h.Close()
+	_ = srv.Shutdown(shutCtx)
+	_ = gw.Close(shutCtx)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// watchReload reloads the configuration on SIGHUP and when the file
+// changes. An invalid new configuration is logged with every problem and
+// the running one stays.
+func watchReload(ctx context.Context, path, listen string, gw *gateway.Gateway, level *slog.LevelVar, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	var events <-chan fsnotify.Event
+	if w, err := fsnotify.NewWatcher(); err == nil {
+		defer w.Close()
+		// Watch the directory: editors and config managers replace the file
+		// rather than write it in place.
+		if err := w.Add(filepath.Dir(path)); err == nil {
+			events = w.Events
+		}
+	}
+	abs, _ := filepath.Abs(path)
+	var debounce <-chan time.Time
+	reload := func(why string) {
+		cfg, err := config.LoadFile(path)
+		if err != nil {
+			log.Error("configuration rejected; keeping the running one", "reason", why, "errors", err.Error())
+			return
+		}
+		if cfg.Listen != listen {
+			log.Warn("listen address changes need a restart; keeping the old one", "configured", cfg.Listen, "in_use", listen)
+			cfg.Listen = listen
+		}
+		if err := gw.Apply(cfg); err != nil {
+			log.Error("applying configuration", "error", err)
+			return
+		}
+		level.Set(cfg.Log.SlogLevel())
+		log.Info("configuration reloaded", "reason", why, "servers", len(cfg.Servers), "upstreams", len(cfg.Upstreams))
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			reload("SIGHUP")
+		case ev := <-events:
+			if p, _ := filepath.Abs(ev.Name); p == abs && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+				debounce = time.After(200 * time.Millisecond)
+			}
+		case <-debounce:
+			debounce = nil
+			reload("file changed")
+		}
+	}
+}

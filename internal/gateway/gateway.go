@@ -1,0 +1,211 @@
+// Package gateway implements virtual MCP servers: it aggregates upstreams,
+// maps names, routes requests, fans lists out and relays notifications and
+// server→client requests to the right downstream session. It works on raw
+// JSON-RPC messages (internal/jsonrpc) and knows nothing about HTTP; the
+// downstream transports in internal/mcp call into it.
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gatehouse/internal/config"
+)
+
+// Versions the gateway speaks downstream, newest first. 2026-07-28 is the
+// stateless revision; the others use the initialize handshake.
+var (
+	ModernVersion  = "2026-07-28"
+	LegacyVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
+)
+
+// SupportedVersions lists every revision, newest first.
+func SupportedVersions() []string { return append([]string{ModernVersion}, LegacyVersions...) }
+
+// Replier receives what the gateway sends for one downstream request:
+// related notifications and server→client requests, then the response.
+// Implementations must be safe for concurrent use.
+type Replier interface {
+	// Send delivers an interim message related to the request.
+	Send(msg []byte) error
+	// Reply delivers the final response. It is called exactly once.
+	Reply(msg []byte) error
+}
+
+// Outbound delivers session-level messages that belong to no request.
+type Outbound interface {
+	Send(msg []byte) error
+}
+
+// Gateway holds the current configuration snapshot and the upstream pool.
+// It is safe for concurrent use.
+type Gateway struct {
+	log  *slog.Logger
+	snap atomic.Pointer[snapshot]
+
+	mu      sync.Mutex
+	entries  map[string]*entry // by upstream fingerprint
+	sessions map[string]map[*Session]struct{}
+	closed   bool
+
+	httpClient *http.Client
+}
+
+// Options configure a Gateway.
+type Options struct {
+	Logger *slog.Logger
+	// HTTPClient is used for HTTP upstreams; nil means a tuned default.
+	HTTPClient *http.Client
+}
+
+// New builds a gateway from a validated configuration and starts the
+// upstreams marked start: at_startup.
+func New(cfg *config.Config, opts Options) (*Gateway, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.HTTPClient == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns = 1024
+		tr.MaxIdleConnsPerHost = 256
+		tr.IdleConnTimeout = 90 * time.Second
+		opts.HTTPClient = &http.Client{Transport: tr}
+	}
+	g := &Gateway{log: opts.Logger, entries: map[string]*entry{}, httpClient: opts.HTTPClient}
+	if err := g.Apply(cfg); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Apply installs a new validated configuration. Live sessions keep running:
+// upstreams whose configuration did not change keep their connections,
+// new ones start as configured, and removed or changed ones are closed once
+// no session uses them. Sessions are told when tool lists change.
+func (g *Gateway) Apply(cfg *config.Config) error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return errors.New("gateway closed")
+	}
+	old := g.snap.Load()
+	s := &snapshot{cfg: cfg, servers: map[string]*VirtualServer{}, entries: map[string]*entry{}}
+	keep := map[string]*entry{}
+	for name, u := range cfg.Upstreams {
+		fp := fingerprint(name, u, cfg.Limits)
+		e, ok := g.entries[fp]
+		if !ok {
+			e = newEntry(g, name, u, int(cfg.Limits.MaxMessageBytes), fp)
+		}
+		keep[fp] = e
+		s.entries[name] = e
+	}
+	var retired []*entry
+	for fp, e := range g.entries {
+		if _, ok := keep[fp]; !ok {
+			retired = append(retired, e)
+		}
+	}
+	g.entries = keep
+	names := make([]string, 0, len(cfg.Servers))
+	for name := range cfg.Servers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s.servers[name] = newVirtualServer(name, cfg.Servers[name], s.entries)
+	}
+	g.snap.Store(s)
+	g.mu.Unlock()
+
+	for _, e := range retired {
+		e.retire()
+	}
+	for _, e := range s.entries {
+		if e.cfg.Start == "at_startup" && e.shared {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Timeouts.Connect.Std())
+				defer cancel()
+				if _, err := e.sharedClient(ctx); err != nil {
+					g.log.Warn("upstream failed to start", "upstream", e.name, "error", err)
+				}
+			}()
+		}
+	}
+	if old != nil {
+		g.notifyReload(old, s)
+	}
+	return nil
+}
+
+// notifyReload tells live sessions whose virtual server changed that their
+// lists may have changed.
+func (g *Gateway) notifyReload(old, cur *snapshot) {
+	for name, vs := range cur.servers {
+		if ovs, ok := old.servers[name]; ok && ovs.signature == vs.signature {
+			continue
+		}
+		for _, sess := range g.sessionsOf(name) {
+			sess.sendListChanged(nil)
+		}
+	}
+}
+
+// Server returns the virtual server with the given name in the current
+// configuration.
+func (g *Gateway) Server(name string) (*VirtualServer, bool) {
+	vs, ok := g.snap.Load().servers[name]
+	return vs, ok
+}
+
+// Config returns the configuration in force.
+func (g *Gateway) Config() *config.Config { return g.snap.Load().cfg }
+
+// Close stops every upstream.
+func (g *Gateway) Close(ctx context.Context) error {
+	g.mu.Lock()
+	g.closed = true
+	entries := g.entries
+	g.entries = nil
+	g.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, e := range entries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.close(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// snapshot is one immutable generation of compiled configuration.
+type snapshot struct {
+	cfg     *config.Config
+	servers map[string]*VirtualServer
+	entries map[string]*entry // by upstream name
+}
+
+// fingerprint identifies an upstream configuration; a changed fingerprint
+// means a new connection. It is a hash because the configuration holds
+// secrets.
+func fingerprint(name string, u *config.Upstream, lim config.Limits) string {
+	return fmt.Sprintf("%x", sha256.Sum256(fmt.Appendf(nil, "%s|%q|%q|%v|%q|%q|%q|%v|%v|%v", name, u.Command, u.Args, revealMap(u.Env), u.Dir, u.URL, u.Transport, revealMap(u.Headers), u.Timeouts, lim.MaxMessageBytes)))
+}
+
+func revealMap(m map[string]config.Secret) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v.Reveal()
+	}
+	return out
+}

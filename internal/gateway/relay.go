@@ -1,0 +1,196 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"gatehouse/internal/jsonrpc"
+	"gatehouse/internal/upstream"
+)
+
+// fromUpstream delivers a notification or server→client request from
+// entry e to this session. related is the in-flight call the message
+// belongs to, when known: its messages go on that request's stream.
+func (s *Session) fromUpstream(e *entry, m *jsonrpc.Message, related *upstream.Call) {
+	f, _ := callTag(related)
+	if f != nil && f.session != s {
+		f = nil
+	}
+	send := func(msg []byte) {
+		if f != nil {
+			f.mu.Lock()
+			done := f.done
+			f.mu.Unlock()
+			if !done {
+				_ = f.r.Send(msg)
+				return
+			}
+		}
+		_ = s.out.Send(msg)
+	}
+	if m.Kind == jsonrpc.KindRequest {
+		s.relayRequest(e, m, send)
+		return
+	}
+	switch m.Method {
+	case "notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed":
+		e.invalidateCatalog()
+		_ = s.out.Send(m.Raw)
+	case "notifications/resources/updated":
+		uri, _ := jsonrpc.Get(m.Params, "uri")
+		u, _ := jsonrpc.String(uri)
+		s.mu.Lock()
+		_, subscribed := s.subs[u]
+		s.mu.Unlock()
+		if subscribed || e.shared == false {
+			send(m.Raw)
+		}
+	case "notifications/cancelled":
+		// The upstream withdrew one of its server→client requests.
+		reqID, _ := jsonrpc.Get(m.Params, "requestId")
+		if down := s.s2cByUpstream(e, reqID); down != nil {
+			if p, err := jsonrpc.Set(m.Params, "requestId", down); err == nil {
+				send(jsonrpc.Notification(m.Method, p))
+			}
+		}
+	default:
+		send(m.Raw)
+	}
+}
+
+// relayRequest forwards a server→client request (sampling, elicitation,
+// roots, ...) under a gateway id, after checking that the client declared
+// the feature.
+func (s *Session) relayRequest(e *entry, m *jsonrpc.Message, send func([]byte)) {
+	c := s.linkClient(e)
+	if m.Method == "ping" {
+		e.reply(c, jsonrpc.ResultResponse(m.ID, []byte(`{}`)))
+		return
+	}
+	if missing := s.missingCapability(m); missing != "" {
+		e.reply(c, jsonrpc.ErrorResponse(m.ID, jsonrpc.NewError(jsonrpc.CodeMethodNotFound,
+			"gatehouse: the client did not declare the "+missing+" capability")))
+		return
+	}
+	id := s.nextS2CID()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		e.reply(c, jsonrpc.ErrorResponse(m.ID, jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse: client session ended")))
+		return
+	}
+	s.s2c[string(id)] = &s2cRequest{entry: e, client: c, upID: append([]byte(nil), m.ID...)}
+	s.mu.Unlock()
+	send(m.WithID(id))
+}
+
+// missingCapability names the client capability a server→client request
+// needs and the client lacks ("" when fine or unknown).
+func (s *Session) missingCapability(m *jsonrpc.Message) string {
+	switch m.Method {
+	case "sampling/createMessage":
+		if s.caps.Sampling == nil {
+			return "sampling"
+		}
+	case "roots/list":
+		if s.caps.Roots == nil {
+			return "roots"
+		}
+	case "elicitation/create":
+		if s.caps.Elicitation == nil {
+			return "elicitation"
+		}
+		mode, _ := jsonrpc.Get(m.Params, "mode")
+		if string(mode) == `"url"` {
+			var el struct {
+				URL json.RawMessage `json:"url"`
+			}
+			_ = json.Unmarshal(s.caps.Elicitation, &el)
+			if el.URL == nil {
+				return "elicitation.url"
+			}
+		}
+	}
+	return ""
+}
+
+// linkClient returns the current connection to e (for replies).
+func (s *Session) linkClient(e *entry) *upstream.Client {
+	if e.shared {
+		return e.currentClient()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.links[e]
+}
+
+func (s *Session) s2cByUpstream(e *entry, upID []byte) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for down, p := range s.s2c {
+		if p.entry == e && string(p.upID) == string(upID) {
+			return []byte(down)
+		}
+	}
+	return nil
+}
+
+// Respond handles the client's answer to a server→client request.
+func (s *Session) Respond(ctx context.Context, m *jsonrpc.Message) {
+	s.mu.Lock()
+	p := s.s2c[string(m.ID)]
+	delete(s.s2c, string(m.ID))
+	s.mu.Unlock()
+	if p == nil {
+		s.log.Debug("response to an unknown or finished request", "id", string(m.ID))
+		return
+	}
+	if err := p.client.Reply(ctx, jsonrpc.Rewrite(m, p.upID, nil)); err != nil {
+		s.log.Warn("relaying a response to the upstream", "upstream", p.entry.name, "error", err)
+	}
+}
+
+// Notify handles a notification from the client.
+func (s *Session) Notify(ctx context.Context, m *jsonrpc.Message) {
+	switch m.Method {
+	case "notifications/initialized":
+		return // the gateway initialized its upstream sessions itself
+	case "notifications/cancelled":
+		reqID, _ := jsonrpc.Get(m.Params, "requestId")
+		s.mu.Lock()
+		f := s.inflight[string(reqID)]
+		s.mu.Unlock()
+		if f == nil {
+			return
+		}
+		f.mu.Lock()
+		c, call := f.client, f.call
+		f.mu.Unlock()
+		if c == nil || call == nil {
+			return
+		}
+		params, err := jsonrpc.Set(m.Params, "requestId", []byte(strconv.FormatInt(call.ID(), 10)))
+		if err == nil {
+			_ = c.Notify(ctx, jsonrpc.Notification(m.Method, params))
+		}
+		return
+	}
+	// Other notifications (roots/list_changed, progress of a
+	// server→client request, custom ones) go to every upstream of the
+	// session.
+	vs, err := s.server()
+	if err != nil {
+		return
+	}
+	for _, mb := range vs.members {
+		c := s.linkClient(mb.e)
+		if c == nil {
+			continue
+		}
+		nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = c.Notify(nctx, m.Raw)
+		cancel()
+	}
+}
