@@ -23,6 +23,7 @@ const maxCatalogPages = 100
 // (tools, prompts) or URIs (resources) it contains, or its URI templates.
 type catalogList struct {
 	keys      map[string]struct{}
+	params    map[string][]paramHeader // tools/list: x-mcp-header annotations by tool
 	templates []*uritemplate.Template
 	fetched   time.Time
 }
@@ -76,6 +77,14 @@ func (e *entry) catalogFor(ctx context.Context, c *upstream.Client, method strin
 			if v, ok := jsonrpc.Get(item, spec.key); ok {
 				if k, ok := jsonrpc.String(v); ok {
 					cl.keys[k] = struct{}{}
+					if method == "tools/list" {
+						if ph := paramHeadersOf(item); len(ph) > 0 {
+							if cl.params == nil {
+								cl.params = map[string][]paramHeader{}
+							}
+							cl.params[k] = ph
+						}
+					}
 					if method == "resources/templates/list" {
 						if t, err := uritemplate.New(k); err == nil {
 							cl.templates = append(cl.templates, t)

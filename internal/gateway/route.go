@@ -210,14 +210,19 @@ func (x *exchange) byName(ctx context.Context, tool bool) {
 		x.fail(jsonrpc.NewError(jsonrpc.CodeInvalidParams, x.m.Method+" needs params.name (a string)"))
 		return
 	}
-	if x.vs.transparent {
-		x.forward(ctx, x.vs.members[0], nil, name)
-		return
+	mb, up := x.vs.members[0], name
+	if !x.vs.transparent {
+		var err error
+		if mb, up, err = x.resolveName(ctx, name, tool); err != nil {
+			x.fail(err)
+			return
+		}
 	}
-	mb, up, err := x.resolveName(ctx, name, tool)
-	if err != nil {
-		x.fail(err)
-		return
+	if tool && x.modern {
+		if err := x.checkParamHeaders(ctx, mb, up); err != nil {
+			x.fail(err)
+			return
+		}
 	}
 	params := x.m.Params
 	if up != name {
@@ -229,6 +234,24 @@ func (x *exchange) byName(ctx context.Context, tool bool) {
 		params = p
 	}
 	x.forward(ctx, mb, params, up)
+}
+
+// checkParamHeaders validates the Mcp-Param-* headers of a stateless
+// tools/call against the tool's x-mcp-header annotations. The gateway
+// processes the body, so it must check them even when an upstream will too.
+func (x *exchange) checkParamHeaders(ctx context.Context, mb *member, up string) error {
+	c, err := x.clientFor(ctx, mb.e)
+	if err != nil {
+		return nil // the call itself will report the upstream as unavailable
+	}
+	cl, err := mb.e.catalogFor(ctx, c, "tools/list")
+	if err != nil {
+		return nil
+	}
+	if e := checkParamHeaders(cl.params[up], x.header, x.m.Params); e != nil {
+		return e
+	}
+	return nil
 }
 
 // resolveName finds the member serving a client-visible tool or prompt

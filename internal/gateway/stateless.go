@@ -103,7 +103,7 @@ func (e *entry) statelessClient(ctx context.Context) (*upstream.Client, error) {
 }
 
 func (e *entry) modernOptions() upstream.Options {
-	return upstream.Options{Name: e.name, Logger: e.g.log, MaxMessageBytes: e.maxMsg, Handler: e.handleModern}
+	return upstream.Options{Name: e.name, Logger: e.g.log, MaxMessageBytes: e.maxMsg, Handler: e.handleModern, Modern: true}
 }
 
 // speaksModern reports whether the upstream answered server/discover with

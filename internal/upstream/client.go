@@ -39,6 +39,10 @@ type Options struct {
 	Handler Handler
 	// OnClose is called once when the connection ends, with the cause.
 	OnClose func(err error)
+	// Modern marks a connection used with the stateless 2026-07-28
+	// revision: requests the gateway makes itself carry the per-request
+	// _meta that revision requires.
+	Modern bool
 }
 
 // Call is one request in flight to the upstream.
@@ -152,7 +156,11 @@ func (c *Client) Call(ctx context.Context, r Request) (*jsonrpc.Message, *Call, 
 		out = jsonrpc.Rewrite(r.Msg, idRaw, params)
 	} else {
 		call.Method = r.Method
-		out = jsonrpc.Request(idRaw, r.Method, r.Params)
+		params := r.Params
+		if c.opts.Modern {
+			params = withModernMeta(params)
+		}
+		out = jsonrpc.Request(idRaw, r.Method, params)
 	}
 
 	c.mu.Lock()
@@ -387,6 +395,28 @@ func (c *Client) restoreProgressToken(m *jsonrpc.Message) (*Call, *jsonrpc.Messa
 		return nil, nil
 	}
 	return call, fixed
+}
+
+// modernMeta is the _meta the gateway sends on its own requests in the
+// stateless revision: it declares no client capabilities.
+var modernMeta = []byte(`{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"gatehouse","version":"0.1.0"}}`)
+
+// withModernMeta adds the per-request _meta to params unless present.
+func withModernMeta(params []byte) []byte {
+	if params == nil {
+		params = []byte(`{}`)
+	}
+	if params[0] != '{' {
+		return params
+	}
+	if _, ok := jsonrpc.Get(params, "_meta"); ok {
+		return params
+	}
+	out, err := jsonrpc.Set(params, "_meta", modernMeta)
+	if err != nil {
+		return params
+	}
+	return out
 }
 
 // InitResult is what the upstream answered to initialize.

@@ -81,6 +81,7 @@ const ModernVersion = "2026-07-28"
 // the way the stateless 2026-07-28 revision works: no initialize, no
 // session; each request carries its own _meta.
 func NewStatelessHTTP(cfg HTTPConfig, opts Options) *Client {
+	opts.Modern = true
 	c := NewStreamableHTTP(cfg, opts)
 	c.w.(*streamableWire).setProtocolVersion(ModernVersion)
 	return c
