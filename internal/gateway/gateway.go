@@ -51,7 +51,7 @@ type Gateway struct {
 	log  *slog.Logger
 	snap atomic.Pointer[snapshot]
 
-	mu      sync.Mutex
+	mu       sync.Mutex
 	entries  map[string]*entry // by upstream fingerprint
 	sessions map[string]map[*Session]struct{}
 	closed   bool

@@ -23,18 +23,18 @@ import (
 // first interim message switches to an SSE stream pumped by a writer
 // goroutine that owns the ResponseWriter from then on.
 type reqReplier struct {
-	st      *stream
-	w       http.ResponseWriter
-	ctx     context.Context // the HTTP request's
-	status  func([]byte) int
-	eager   bool
+	st     *stream
+	w      http.ResponseWriter
+	ctx    context.Context // the HTTP request's
+	status func([]byte) int
+	eager  bool
 	// sseFinal (lazy mode) writes a plain result as a one-event SSE stream
 	// rather than JSON, as the stateless revision's reference servers do;
 	// errors with an HTTP status of their own stay JSON.
 	sseFinal bool
 	priming  bool
-	retry   time.Duration
-	onStart func() // called when SSE starts (registers the stream)
+	retry    time.Duration
+	onStart  func() // called when SSE starts (registers the stream)
 
 	mu         sync.Mutex
 	sse        bool

@@ -17,9 +17,9 @@ import (
 // a client that reconnects with Last-Event-ID can be replayed what it
 // missed. A writer (an HTTP handler goroutine) attaches and pumps.
 type stream struct {
-	id         string
-	resumable  bool // events carry ids and are kept for replay
-	maxBuffer  int
+	id        string
+	resumable bool // events carry ids and are kept for replay
+	maxBuffer int
 
 	mu       sync.Mutex
 	events   []event
@@ -31,7 +31,7 @@ type stream struct {
 	// standalone GET without Last-Event-ID continues after it.
 	delivered int
 	dropped   int // events discarded because the buffer was full
-	signal   chan struct{}
+	signal    chan struct{}
 }
 
 type event struct {
