@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -34,6 +35,9 @@ type Options struct {
 	LogOutput io.Writer
 	// Ready, when set, receives the bound address once the listener is up.
 	Ready chan<- string
+	// DebugListen, when set, serves Go's pprof profiles on this address
+	// (keep it on loopback).
+	DebugListen string
 }
 
 // Run serves until ctx ends.
@@ -89,6 +93,20 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if opts.Ready != nil {
 		opts.Ready <- ln.Addr().String()
+	}
+
+	if opts.DebugListen != "" {
+		dbg := http.NewServeMux()
+		dbg.HandleFunc("/debug/pprof/", pprof.Index)
+		dbg.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		dbg.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		dsrv := &http.Server{Addr: opts.DebugListen, Handler: dbg, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := dsrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Warn("debug listener", "error", err)
+			}
+		}()
+		defer dsrv.Close()
 	}
 
 	reloadCtx, stopReload := context.WithCancel(ctx)

@@ -25,6 +25,7 @@ changes; an invalid new configuration is rejected and the running one stays.`,
 	}
 	cmd.Flags().StringVarP(&opts.ConfigPath, "config", "c", "gatehouse.yaml", "configuration file")
 	cmd.Flags().StringVar(&opts.Listen, "listen", "", "listen address (overrides the configuration)")
+	cmd.Flags().StringVar(&opts.DebugListen, "debug-listen", "", "serve pprof profiles on this address (e.g. 127.0.0.1:6060)")
 	return cmd
 }
 

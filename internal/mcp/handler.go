@@ -472,10 +472,11 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, server string) {
 		if err := writePriming(w, st.eventID(from), time.Second); err != nil {
 			return
 		}
-	} else if err := http.NewResponseController(w).Flush(); err != nil {
+	}
+	if err := http.NewResponseController(w).Flush(); err != nil {
 		return
 	}
-	_ = st.pump(r.Context(), w, from)
+	_ = st.pump(r.Context(), w, from, 0)
 }
 
 // delete ends a session.

@@ -35,7 +35,7 @@ func (h *Handler) legacyOpen(w http.ResponseWriter, r *http.Request, server stri
 		return
 	}
 	h.log.Info("HTTP+SSE session opened", "session", s.id[:8], "server", server, "remote", r.RemoteAddr)
-	_ = s.standalone.pump(r.Context(), w, 0)
+	_ = s.standalone.pump(r.Context(), w, 0, 0)
 }
 
 // legacyPost receives a message of a 2024-11-05 session. It answers 202 at

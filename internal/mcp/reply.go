@@ -105,8 +105,13 @@ func (r *reqReplier) serve(handle func(), done func()) {
 		}
 	}
 	go func() { handle(); done() }()
-	_ = r.st.pump(r.ctx, r.w, 0)
+	_ = r.st.pump(r.ctx, r.w, 0, primingDelay)
 }
+
+// primingDelay is how long the headers and priming event of an SSE
+// response may wait to be sent together with a quick response. Only calls
+// slower than this need the priming event to resume, and they get it then.
+const primingDelay = 20 * time.Millisecond
 
 func (r *reqReplier) writer() {
 	defer close(r.writerDone)
@@ -117,7 +122,7 @@ func (r *reqReplier) writer() {
 	writeSSEHeaders(r.w, http.StatusOK)
 	// A broken connection leaves the remaining events buffered for a
 	// client that resumes with Last-Event-ID.
-	_ = r.st.pump(r.ctx, r.w, 0)
+	_ = r.st.pump(r.ctx, r.w, 0, 0)
 }
 
 // finish is called by the handler goroutine after the gateway returned in
@@ -137,9 +142,8 @@ func (r *reqReplier) finish() {
 		}
 		if status == 0 && r.sseFinal {
 			writeSSEHeaders(r.w, http.StatusOK)
-			if err := sse.NewWriter(r.w).WriteEvent(sse.Event{Type: "message", Data: final}); err == nil {
-				_ = http.NewResponseController(r.w).Flush()
-			}
+			// Flushed when the handler returns, with the end of the response.
+			_ = sse.NewWriter(r.w).WriteEvent(sse.Event{Type: "message", Data: final})
 			return
 		}
 		if status == 0 {
