@@ -209,3 +209,16 @@ func revealMap(m map[string]config.Secret) map[string]string {
 	}
 	return out
 }
+
+// UpstreamPID returns the process id of the shared connection of a stdio
+// upstream (0 when it is not running or not a stdio upstream).
+func (g *Gateway) UpstreamPID(name string) int {
+	e, ok := g.snap.Load().entries[name]
+	if !ok {
+		return 0
+	}
+	if c := e.currentClient(); c != nil && !c.Closed() {
+		return c.Pid()
+	}
+	return 0
+}
