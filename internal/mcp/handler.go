@@ -339,8 +339,7 @@ func (h *Handler) postSession(w http.ResponseWriter, r *http.Request, sid string
 			return
 		}
 		rr := h.sessionReplier(w, r, s)
-		s.active.Add(1)
-		rr.serve(func() { s.gs.Handle(s.gs.Context(), m, rr) }, func() { s.active.Add(-1) })
+		rr.serve(func() { s.gs.Handle(s.gs.Context(), m, rr) })
 	}
 }
 
@@ -350,7 +349,7 @@ func (h *Handler) postSession(w http.ResponseWriter, r *http.Request, sid string
 func (h *Handler) sessionReplier(w http.ResponseWriter, r *http.Request, s *session) *reqReplier {
 	st := s.newRequestStream()
 	modern := s.gs.Version() >= "2025-11-25"
-	rr := &reqReplier{st: st, w: w, ctx: r.Context(), eager: modern, priming: modern, retry: time.Second}
+	rr := &reqReplier{st: st, w: w, ctx: r.Context(), sseStart: modern, retry: time.Second}
 	rr.onStart = func() { s.keep(st) }
 	return rr
 }

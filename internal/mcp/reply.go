@@ -11,68 +11,97 @@ import (
 
 // reqReplier answers one POSTed request; it implements gateway.Replier.
 //
-// In eager mode (sessions of revision 2025-11-25 and the stateless
-// 2026-07-28 revision) the response is an SSE stream from the start: in
-// 2025-11-25 it opens with a priming event, so a client whose connection
-// drops during a long tool call can resume it with Last-Event-ID. The
-// gateway then runs in its own goroutine while the handler goroutine pumps
-// the stream.
+// The gateway runs in the handler goroutine and calls Reply before it
+// returns; interim messages (progress, logs, server→client requests) may
+// arrive on other goroutines through Send. The common case, a response
+// and nothing else, is written by the handler goroutine with no extra
+// goroutine and one system call. The first interim message starts a writer
+// goroutine that owns the ResponseWriter from then on and pumps the
+// request's stream, so a slow client never blocks the upstream reader that
+// produced the message.
 //
-// In lazy mode (older revisions) the replier stays undecided: a plain
-// response is written as application/json by the handler goroutine; the
-// first interim message switches to an SSE stream pumped by a writer
-// goroutine that owns the ResponseWriter from then on.
+// With sseStart (sessions of revision 2025-11-25) the response is an SSE
+// stream from the start, opening with a priming event so that a client
+// whose connection drops during a long call can resume with Last-Event-ID;
+// every event is kept in the stream for that. The headers and priming event
+// are held back for primingDelay in case the response comes first.
 type reqReplier struct {
-	st     *stream
-	w      http.ResponseWriter
-	ctx    context.Context // the HTTP request's
-	status func([]byte) int
-	eager  bool
-	// sseFinal (lazy mode) writes a plain result as a one-event SSE stream
-	// rather than JSON, as the stateless revision's reference servers do;
-	// errors with an HTTP status of their own stay JSON.
+	st       *stream
+	w        http.ResponseWriter
+	ctx      context.Context // the HTTP request's
+	status   func([]byte) int
+	sseStart bool
+	// sseFinal writes a plain response as a one-event SSE stream instead
+	// of JSON, as the stateless revision's reference servers do; errors
+	// with an HTTP status of their own stay JSON.
 	sseFinal bool
-	priming  bool
 	retry    time.Duration
-	onStart  func() // called when SSE starts (registers the stream)
+	onStart  func() // registers the stream for resumption
 
 	mu         sync.Mutex
-	sse        bool
+	headers    bool // SSE headers are written (maybe not flushed)
+	writer     bool // the writer goroutine owns w
 	final      []byte
 	writerDone chan struct{}
+	timer      *time.Timer
 }
 
-// Send queues an interim message, starting the SSE stream if needed.
-func (r *reqReplier) Send(msg []byte) error {
-	if r.eager {
-		r.st.push(msg, false)
-		return nil
-	}
-	r.mu.Lock()
-	if !r.sse && r.final == nil {
-		r.sse = true
-		r.writerDone = make(chan struct{})
+// primingDelay is how long the headers and priming event of an SSE
+// response may wait to be sent together with a quick response. Only calls
+// slower than this need the priming event to resume, and they get it then.
+const primingDelay = 20 * time.Millisecond
+
+// serve runs handle, which must call Reply before it returns, and writes
+// the response.
+func (r *reqReplier) serve(handle func()) {
+	if r.sseStart {
 		if r.onStart != nil {
 			r.onStart()
 		}
-		go r.writer()
+		r.mu.Lock()
+		writeSSEHeaders(r.w, http.StatusOK)
+		_ = writePriming(r.w, r.st.eventID(0), r.retry)
+		r.headers = true
+		r.timer = time.AfterFunc(primingDelay, r.flushEarly)
+		r.mu.Unlock()
 	}
-	sse := r.sse
+	handle()
+	r.finish()
+}
+
+// flushEarly sends the held-back headers and priming event of a slow call.
+func (r *reqReplier) flushEarly() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.writer && r.final == nil {
+		_ = http.NewResponseController(r.w).Flush()
+	}
+}
+
+// Send queues an interim message, starting the writer if needed.
+func (r *reqReplier) Send(msg []byte) error {
+	r.mu.Lock()
+	if r.final != nil {
+		r.mu.Unlock()
+		return nil // too late: the response is out
+	}
+	if !r.writer {
+		r.writer = true
+		r.writerDone = make(chan struct{})
+		if r.onStart != nil && !r.sseStart {
+			r.onStart()
+		}
+		go r.runWriter()
+	}
 	r.mu.Unlock()
-	if sse {
-		r.st.push(msg, false)
-	}
+	r.st.push(msg, false)
 	return nil
 }
 
 // Reply delivers the response.
 func (r *reqReplier) Reply(msg []byte) error {
-	if r.eager {
-		r.st.push(msg, true)
-		return nil
-	}
 	r.mu.Lock()
-	if r.sse {
+	if r.writer {
 		r.mu.Unlock()
 		r.st.push(msg, true)
 		return nil
@@ -82,79 +111,59 @@ func (r *reqReplier) Reply(msg []byte) error {
 	return nil
 }
 
-// serve runs handle (which calls Send and Reply) and writes the response.
-// It returns when the response is written or the client went away; in
-// eager mode handle may still be running then, buffering for a resume.
-func (r *reqReplier) serve(handle func(), done func()) {
-	if !r.eager {
-		handle()
-		done()
-		r.finish()
-		return
-	}
-	if r.onStart != nil {
-		r.onStart()
-	}
-	r.st.attach()
-	defer r.st.detach()
-	writeSSEHeaders(r.w, http.StatusOK)
-	if r.priming {
-		if err := writePriming(r.w, r.st.eventID(0), r.retry); err != nil {
-			go func() { handle(); done() }()
-			return
-		}
-	}
-	go func() { handle(); done() }()
-	_ = r.st.pump(r.ctx, r.w, 0, primingDelay)
-}
-
-// primingDelay is how long the headers and priming event of an SSE
-// response may wait to be sent together with a quick response. Only calls
-// slower than this need the priming event to resume, and they get it then.
-const primingDelay = 20 * time.Millisecond
-
-func (r *reqReplier) writer() {
+func (r *reqReplier) runWriter() {
 	defer close(r.writerDone)
 	if !r.st.attach() {
 		return
 	}
 	defer r.st.detach()
-	writeSSEHeaders(r.w, http.StatusOK)
+	r.mu.Lock()
+	if !r.headers {
+		writeSSEHeaders(r.w, http.StatusOK)
+		r.headers = true
+	}
+	r.mu.Unlock()
 	// A broken connection leaves the remaining events buffered for a
 	// client that resumes with Last-Event-ID.
 	_ = r.st.pump(r.ctx, r.w, 0, 0)
 }
 
-// finish is called by the handler goroutine after the gateway returned in
-// lazy mode: it writes the JSON response or waits for the SSE writer.
+// finish writes the response, or waits for the writer to end.
 func (r *reqReplier) finish() {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
 	r.mu.Lock()
-	if !r.sse {
-		final := r.final
+	if r.writer {
 		r.mu.Unlock()
-		if final == nil {
-			http.Error(r.w, "no response", http.StatusInternalServerError)
-			return
-		}
-		status := 0
-		if r.status != nil {
-			status = r.status(final)
-		}
-		if status == 0 && r.sseFinal {
-			writeSSEHeaders(r.w, http.StatusOK)
-			// Flushed when the handler returns, with the end of the response.
-			_ = sse.NewWriter(r.w).WriteEvent(sse.Event{Type: "message", Data: final})
-			return
-		}
-		if status == 0 {
-			status = http.StatusOK
-		}
-		writeJSON(r.w, status, final)
+		<-r.writerDone
 		return
 	}
-	done := r.writerDone
-	r.mu.Unlock()
-	<-done
+	defer r.mu.Unlock()
+	final := r.final
+	if final == nil {
+		final = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error: no response"}}`)
+	}
+	if r.headers {
+		// Kept for a client that resumes; written now and flushed when the
+		// handler returns, together with the end of the response.
+		seq := r.st.push(final, true)
+		_ = sse.NewWriter(r.w).WriteEvent(sse.Event{Type: "message", ID: r.st.eventID(seq), Data: final})
+		return
+	}
+	status := 0
+	if r.status != nil {
+		status = r.status(final)
+	}
+	if status == 0 && r.sseFinal {
+		writeSSEHeaders(r.w, http.StatusOK)
+		_ = sse.NewWriter(r.w).WriteEvent(sse.Event{Type: "message", Data: final})
+		return
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	writeJSON(r.w, status, final)
 }
 
 // writeJSON writes a JSON body with the given status.

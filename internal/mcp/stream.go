@@ -53,15 +53,17 @@ func (st *stream) poke() {
 	}
 }
 
-// push appends a message. When the buffer is full the oldest undelivered
-// event is dropped (counted): memory stays bounded whatever the client does.
-func (st *stream) push(msg []byte, last bool) {
+// push appends a message and returns its sequence number. When the buffer
+// is full the oldest undelivered event is dropped (counted): memory stays
+// bounded whatever the client does.
+func (st *stream) push(msg []byte, last bool) int {
 	st.mu.Lock()
 	if st.closed {
 		st.mu.Unlock()
-		return
+		return 0
 	}
-	st.events = append(st.events, event{seq: st.next, data: msg})
+	seq := st.next
+	st.events = append(st.events, event{seq: seq, data: msg})
 	st.next++
 	if len(st.events) > st.maxBuffer {
 		st.events = st.events[1:]
@@ -73,6 +75,7 @@ func (st *stream) push(msg []byte, last bool) {
 	}
 	st.mu.Unlock()
 	st.poke()
+	return seq
 }
 
 // close marks the stream finished.

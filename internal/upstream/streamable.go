@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,9 @@ type HTTPConfig struct {
 	// Client performs the requests; share one per upstream so connections
 	// are reused. nil means a default client.
 	Client *http.Client
+	// UseNetHTTP sends POSTs through Client too (otherwise a lighter
+	// HTTP/1.1 connection pool is used where no proxy is configured).
+	UseNetHTTP bool
 }
 
 // ErrSessionExpired means the upstream no longer knows the session (HTTP 404
@@ -52,7 +56,9 @@ func (e *StatusError) Error() string {
 // messages ending with the response; server-initiated messages arrive on an
 // optional GET stream.
 type streamableWire struct {
-	cfg     HTTPConfig
+	cfg        HTTPConfig
+	h1         *h1Pool // nil: use cfg.Client
+	requestURI string
 	client  *Client
 	version atomic.Pointer[string]
 	session atomic.Pointer[string]
@@ -69,6 +75,12 @@ func NewStreamableHTTP(cfg HTTPConfig, opts Options) *Client {
 		cfg.Client = http.DefaultClient
 	}
 	w := &streamableWire{cfg: cfg}
+	if u, err := url.Parse(cfg.URL); err == nil {
+		w.requestURI = u.RequestURI()
+		if !cfg.UseNetHTTP {
+			w.h1 = newH1Pool(cfg.URL)
+		}
+	}
 	c := newClient(opts, w)
 	w.client = c
 	return c
@@ -137,25 +149,57 @@ func (w *streamableWire) newRequest(ctx context.Context, method string, body []b
 	return req, nil
 }
 
+// post sends one message, through the hand-written HTTP/1.1 pool when
+// possible.
+func (w *streamableWire) post(ctx context.Context, msg []byte, call *Call) (*http.Response, error) {
+	if w.h1 == nil {
+		req, err := w.newRequest(ctx, http.MethodPost, msg)
+		if err != nil {
+			return nil, err
+		}
+		w.callHeaders(req.Header, call)
+		return w.cfg.Client.Do(req)
+	}
+	h := make(http.Header, 8+len(w.cfg.Headers))
+	for k, v := range w.cfg.Headers {
+		h.Set(k, v)
+	}
+	h["Content-Type"] = jsonContentType
+	h["Accept"] = acceptBoth
+	if v := w.version.Load(); v != nil {
+		h["Mcp-Protocol-Version"] = []string{*v}
+	}
+	if s := w.session.Load(); s != nil {
+		h["Mcp-Session-Id"] = []string{*s}
+	}
+	w.callHeaders(h, call)
+	return w.h1.post(ctx, w.requestURI, h, msg)
+}
+
+var (
+	jsonContentType = []string{"application/json"}
+	acceptBoth      = []string{"application/json, text/event-stream"}
+)
+
+func (w *streamableWire) callHeaders(h http.Header, call *Call) {
+	if call == nil {
+		return
+	}
+	h["Mcp-Method"] = []string{call.Method}
+	if call.name != "" {
+		h["Mcp-Name"] = []string{headerValue(call.name)}
+	}
+	for k, v := range call.header {
+		h.Set(k, v)
+	}
+}
+
 func (w *streamableWire) send(ctx context.Context, msg []byte, call *Call) error {
-	req, err := w.newRequest(ctx, http.MethodPost, msg)
-	if err != nil {
-		return err
-	}
-	if call != nil {
-		req.Header.Set("Mcp-Method", call.Method)
-		if call.name != "" {
-			req.Header.Set("Mcp-Name", headerValue(call.name))
-		}
-		for k, v := range call.header {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := w.cfg.Client.Do(req)
+	resp, err := w.post(ctx, msg, call)
 	if err != nil {
 		return fmt.Errorf("%s: %w", w.client.opts.Name, err)
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp.Body)
 	if call != nil && call.Method == "initialize" {
 		if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" {
 			w.session.Store(&sid)
@@ -389,8 +433,21 @@ func (w *streamableWire) listen(ctx context.Context) {
 	}
 }
 
+// closeBody closes a response body, first reading what is left of it when
+// that is quick, so the connection can be reused: an SSE response whose
+// final message was read usually ends right after it.
+func closeBody(b io.ReadCloser) {
+	if d, ok := b.(interface{ drain(time.Duration) }); ok {
+		d.drain(50 * time.Millisecond)
+	}
+	b.Close()
+}
+
 // close ends the session with DELETE, as the transport asks clients to.
 func (w *streamableWire) close(ctx context.Context) error {
+	if w.h1 != nil {
+		defer w.h1.close()
+	}
 	if w.getCancel != nil {
 		w.getCancel()
 		<-w.getDone
