@@ -96,6 +96,18 @@ func (x *exchange) clientFor(ctx context.Context, e *entry) (*upstream.Client, e
 	return e.statelessClient(ctx)
 }
 
+// wantsLogs reports whether a stateless request asked for log messages
+// (_meta io.modelcontextprotocol/logLevel); without it, the 2026-07-28
+// revision forbids sending any.
+func (x *exchange) wantsLogs() bool {
+	meta, ok := jsonrpc.Get(x.m.Params, "_meta")
+	if !ok || len(meta) == 0 || meta[0] != '{' {
+		return false
+	}
+	_, ok = jsonrpc.Get(meta, "io.modelcontextprotocol/logLevel")
+	return ok
+}
+
 // timeoutFor returns how long to wait for the upstream's answer.
 func timeoutFor(e *entry, method string) time.Duration {
 	switch method {
@@ -118,16 +130,32 @@ func (x *exchange) call(ctx context.Context, mb *member, params []byte, name str
 		defer cancel()
 	}
 	for attempt := 0; ; attempt++ {
+		// A reload may have replaced the upstream's entry (its settings
+		// changed) since the request was routed: use the current one.
+		e = x.g.live(e)
 		c, err := x.clientFor(ctx, e)
 		if err != nil {
+			if cur := x.g.live(e); cur != e && attempt < 3 {
+				continue // replaced while connecting
+			}
 			return nil, upstreamError(e, x.m.Method, timeout, err)
 		}
-		f := &inflight{session: x.s, r: x.r, downID: x.m.ID, entry: e}
+		f := &inflight{session: x.s, r: x.r, downID: x.m.ID, entry: e, dropLogs: x.modern && !x.wantsLogs()}
 		if x.s != nil && !x.s.track(f) {
 			return nil, errSessionClosed
 		}
+		sendParams := params
+		if x.modern && !c.Modern() {
+			// The gateway translates a stateless request for a session of a
+			// handshake revision: the per-request envelope must not reach
+			// it (go-sdk servers refuse such requests outside 2026-07-28).
+			if sendParams == nil {
+				sendParams = x.m.Params
+			}
+			sendParams = withoutEnvelope(sendParams)
+		}
 		resp, call, err := c.Call(ctx, upstream.Request{
-			Msg: x.m, Params: params, Tag: f, Name: name, Header: x.header,
+			Msg: x.m, Params: sendParams, Tag: f, Name: name, Header: x.header,
 			Started: func(call *upstream.Call) { f.setCall(c, call) },
 		})
 		if x.s != nil {
@@ -137,6 +165,10 @@ func (x *exchange) call(ctx context.Context, mb *member, params []byte, name str
 		}
 		if err == nil {
 			return resp, nil
+		}
+		if call == nil && errors.Is(err, upstream.ErrClosed) && x.g.live(e) != e && attempt < 3 {
+			// A reload closed the connection before the request went out.
+			continue
 		}
 		if call != nil && !c.Stateless() && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 			// Tell the upstream to stop: nobody waits for the answer. (A

@@ -47,6 +47,9 @@ type inflight struct {
 	r       Replier
 	downID  []byte
 	entry   *entry
+	// dropLogs: a stateless client that did not ask for log messages must
+	// not get any (an older upstream sends them anyway).
+	dropLogs bool
 
 	mu     sync.Mutex
 	client *upstream.Client
@@ -129,10 +132,17 @@ func (g *Gateway) Initialize(ctx context.Context, vsName string, m *jsonrpc.Mess
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, mb.e.cfg.Timeouts.Connect.Std())
+			e := g.live(mb.e)
+			cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeouts.Connect.Std())
 			defer cancel()
-			if _, err := s.client(cctx, mb.e); err != nil {
-				s.log.Warn("upstream unavailable at initialize; its items are left out", "upstream", mb.e.name, "error", err)
+			if _, err := s.client(cctx, e); err != nil {
+				s.log.Warn("upstream unavailable at initialize; its items are left out", "upstream", e.name, "error", err)
+				if e.shared {
+					// Attach anyway: the session must hear (list_changed)
+					// when the upstream comes back, as sessions that
+					// attached before it failed do.
+					e.attach(s)
+				}
 			}
 		}()
 	}
@@ -241,6 +251,22 @@ func (s *Session) dropLink(e *entry, c *upstream.Client) {
 	}
 	s.mu.Unlock()
 	go c.Close(context.Background())
+}
+
+// releaseLink closes the session's own connection to an entry retired by
+// a reload, once the requests in flight on it are answered (until then
+// replies to the upstream's server→client requests still need it).
+func (s *Session) releaseLink(e *entry) {
+	s.mu.Lock()
+	c := s.links[e]
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	go func() {
+		waitIdle(e.maxWait(), c)
+		s.dropLink(e, c)
+	}()
 }
 
 // Close ends the session: its upstream sessions are closed, requests in
@@ -354,6 +380,18 @@ func (g *Gateway) removeSession(s *Session) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.sessions[s.vsName], s)
+}
+
+func (g *Gateway) allSessions() []*Session {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []*Session
+	for _, set := range g.sessions {
+		for s := range set {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (g *Gateway) sessionsOf(vsName string) []*Session {

@@ -84,6 +84,59 @@ func (x *exchange) discover(ctx context.Context) {
 	_ = x.r.Reply(jsonrpc.ResultResponse(x.m.ID, b))
 }
 
+// envelopeKeys are the _meta members of a 2026-07-28 request that stand in
+// for the initialize handshake. They mean nothing in a session of an older
+// revision, where the handshake already said all of it.
+var envelopeKeys = []string{
+	"io.modelcontextprotocol/protocolVersion",
+	"io.modelcontextprotocol/clientCapabilities",
+	"io.modelcontextprotocol/clientInfo",
+	"io.modelcontextprotocol/logLevel",
+}
+
+// withoutEnvelope returns params without the per-request envelope of the
+// stateless revision (and without _meta if nothing else was in it). Every
+// other byte is kept. It returns params itself when there is nothing to
+// remove or params cannot be edited.
+func withoutEnvelope(params []byte) []byte {
+	if len(params) == 0 || params[0] != '{' {
+		return params
+	}
+	meta, ok := jsonrpc.Get(params, "_meta")
+	if !ok || len(meta) == 0 || meta[0] != '{' {
+		return params
+	}
+	changed := false
+	for _, k := range envelopeKeys {
+		if _, ok := jsonrpc.Get(meta, k); !ok {
+			continue
+		}
+		m, err := jsonrpc.Delete(meta, k)
+		if err != nil {
+			return params
+		}
+		meta, changed = m, true
+	}
+	if !changed {
+		return params
+	}
+	members := 0
+	if err := jsonrpc.Members(meta, func(jsonrpc.Member) bool { members++; return true }); err != nil {
+		return params
+	}
+	var out []byte
+	var err error
+	if members == 0 {
+		out, err = jsonrpc.Delete(params, "_meta")
+	} else {
+		out, err = jsonrpc.Set(params, "_meta", meta)
+	}
+	if err != nil {
+		return params
+	}
+	return out
+}
+
 // statelessClient returns the connection for stateless requests: the
 // modern slot when the upstream speaks 2026-07-28, else the legacy slot
 // (the gateway translates).
@@ -251,7 +304,7 @@ func relayStateless(e *entry, m *jsonrpc.Message, f *inflight) {
 	f.mu.Lock()
 	done, call := f.done, f.call
 	f.mu.Unlock()
-	if done {
+	if done || (f.dropLogs && m.Method == "notifications/message") {
 		return
 	}
 	msg := m.Raw

@@ -35,12 +35,6 @@ const (
 	CodeUpstreamUnavailable = -31001
 	// CodeUpstreamTimeout: the upstream did not answer within its timeout.
 	CodeUpstreamTimeout = -31002
-	// CodeUpstreamProtocol: the upstream answered with something that is not
-	// valid MCP/JSON-RPC.
-	CodeUpstreamProtocol = -31003
-	// CodeNotTranslated: the request needs a feature the gateway cannot
-	// translate between the client's and the upstream's protocol revisions.
-	CodeNotTranslated = -31004
 	// CodeOverloaded: the gateway refused the request to protect itself.
 	CodeOverloaded = -31005
 )
