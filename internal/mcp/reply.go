@@ -37,6 +37,9 @@ type reqReplier struct {
 	sseFinal bool
 	retry    time.Duration
 	onStart  func() // registers the stream for resumption
+	// onDelivered is called when the whole response was written to a
+	// connection that was still open, so its stream need not be kept.
+	onDelivered func()
 
 	mu         sync.Mutex
 	headers    bool // SSE headers are written (maybe not flushed)
@@ -44,6 +47,7 @@ type reqReplier struct {
 	final      []byte
 	writerDone chan struct{}
 	timer      *time.Timer
+	pumped     bool // the writer wrote every event (set before writerDone closes)
 }
 
 // primingDelay is how long the headers and priming event of an SSE
@@ -66,7 +70,9 @@ func (r *reqReplier) serve(handle func()) {
 		r.mu.Unlock()
 	}
 	handle()
-	r.finish()
+	if r.finish() && r.onDelivered != nil {
+		r.onDelivered()
+	}
 }
 
 // flushEarly sends the held-back headers and priming event of a slow call.
@@ -125,11 +131,12 @@ func (r *reqReplier) runWriter() {
 	r.mu.Unlock()
 	// A broken connection leaves the remaining events buffered for a
 	// client that resumes with Last-Event-ID.
-	_ = r.st.pump(r.ctx, r.w, 0, 0)
+	r.pumped = r.st.pump(r.ctx, r.w, 0, 0) == nil
 }
 
-// finish writes the response, or waits for the writer to end.
-func (r *reqReplier) finish() {
+// finish writes the response, or waits for the writer to end. It reports
+// whether the whole response went to a connection that was still open.
+func (r *reqReplier) finish() bool {
 	if r.timer != nil {
 		r.timer.Stop()
 	}
@@ -137,9 +144,16 @@ func (r *reqReplier) finish() {
 	if r.writer {
 		r.mu.Unlock()
 		<-r.writerDone
-		return
+		return r.pumped
 	}
 	defer r.mu.Unlock()
+	if r.ctx.Err() != nil {
+		// The client is gone: keep what it missed for a resume.
+		if r.headers && r.final != nil {
+			r.st.push(r.final, true)
+		}
+		return false
+	}
 	final := r.final
 	if final == nil {
 		final = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error: no response"}}`)
@@ -148,8 +162,7 @@ func (r *reqReplier) finish() {
 		// Kept for a client that resumes; written now and flushed when the
 		// handler returns, together with the end of the response.
 		seq := r.st.push(final, true)
-		_ = sse.NewWriter(r.w).WriteEvent(sse.Event{Type: "message", ID: r.st.eventID(seq), Data: final})
-		return
+		return sse.NewWriter(r.w).WriteEvent(sse.Event{Type: "message", ID: r.st.eventID(seq), Data: final}) == nil
 	}
 	status := 0
 	if r.status != nil {
@@ -157,13 +170,13 @@ func (r *reqReplier) finish() {
 	}
 	if status == 0 && r.sseFinal {
 		writeSSEHeaders(r.w, http.StatusOK)
-		_ = sse.NewWriter(r.w).WriteEvent(sse.Event{Type: "message", Data: final})
-		return
+		return sse.NewWriter(r.w).WriteEvent(sse.Event{Type: "message", Data: final}) == nil
 	}
 	if status == 0 {
 		status = http.StatusOK
 	}
 	writeJSON(r.w, status, final)
+	return true
 }
 
 // writeJSON writes a JSON body with the given status.

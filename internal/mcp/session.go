@@ -35,7 +35,9 @@ type session struct {
 }
 
 // maxKeptStreams bounds the request streams a session keeps for replay.
-const maxKeptStreams = 64
+// Streams are kept only while a response may still be missed (the client
+// disconnected, or the response is not written yet).
+const maxKeptStreams = 16
 
 func newSession(server string, legacy bool, maxBuffer int) *session {
 	s := &session{
@@ -88,6 +90,21 @@ func (s *session) keep(st *stream) {
 		}
 		delete(s.streams, old)
 		s.order = s.order[1:]
+	}
+}
+
+// forget drops a request stream whose response was delivered.
+func (s *session) forget(st *stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.streams[st.id] == st {
+		delete(s.streams, st.id)
+		for i, id := range s.order {
+			if id == st.id {
+				s.order = append(s.order[:i], s.order[i+1:]...)
+				break
+			}
+		}
 	}
 }
 
