@@ -56,7 +56,7 @@ func applyDefaults(c *Config) {
 		if u.Start == "" {
 			u.Start = "on_demand"
 		}
-		if u.URL != "" && u.Transport == "" {
+		if u.URL != "" && u.Command == "" && u.Transport == "" {
 			u.Transport = "auto"
 		}
 		if u.Timeouts.ToolCall == 0 {
