@@ -190,8 +190,10 @@ func (l *loader) validateUpstream(name string, u *Upstream) {
 	switch {
 	case u.Command != "" && u.URL != "":
 		l.addAt(p, "set either command (stdio) or url (HTTP), not both")
+		return
 	case u.Command == "" && u.URL == "":
 		l.addAt(p, "set command (stdio) or url (HTTP)")
+		return
 	}
 	if u.URL != "" {
 		pu, err := url.Parse(u.URL)
