@@ -73,7 +73,27 @@ during the measured window is reported, in total and per call.`,
 	f.StringVar(&cfg.ProtocolVersion, "protocol-version", bench.DefaultProtocolVersion, "MCP protocol version to request")
 	_ = cmd.MarkFlagRequired("url") // cannot fail: the flag exists
 
-	cmd.AddCommand(newEchoServerCmd())
+	cmd.AddCommand(newEchoServerCmd(), newReverseProxyCmd())
+	return cmd
+}
+
+// newReverseProxyCmd is `gatehouse bench reverse-proxy`: a plain Go
+// reverse proxy with no MCP logic, to calibrate benchmarks.
+func newReverseProxyCmd() *cobra.Command {
+	var addr, target string
+	cmd := &cobra.Command{
+		Use:   "reverse-proxy --to URL",
+		Short: "Serve a plain net/http reverse proxy (benchmark calibration)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := stderrLogger(cmd)
+			return bench.ServeReverseProxy(cmd.Context(), addr, target, func(a net.Addr) {
+				log.Info("reverse proxy listening", "url", "http://"+a.String()+"/", "to", target)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:9201", "listen address")
+	cmd.Flags().StringVar(&target, "to", "http://"+bench.DefaultEchoAddr+"/", "upstream URL")
 	return cmd
 }
 

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of the gateway's cost per tools/call.
+#
+# Starts the Go echo upstream (gatehouse bench echo-server), the gateway in
+# front of it (one transparent virtual server) and, for calibration, a plain
+# net/http reverse proxy with no MCP logic (gatehouse bench reverse-proxy),
+# then measures, alternating in one run: direct calls to the upstream, calls
+# through the gateway and calls through the plain proxy, at concurrency 1
+# and 16. Each measurement reports requests/s, latency
+# percentiles, errors, and the CPU time per call of the process serving the
+# URL (the echo server for direct calls, the gateway for gateway calls) read
+# from /proc. Prints every run and the median of each series.
+#
+#   test/bench/run.sh [ROUNDS] [DURATION]        (defaults: 5 rounds of 5s)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds=${1:-5}
+duration=${2:-5s}
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+go build -o "$tmp/gatehouse" ./cmd/gatehouse
+gh="$tmp/gatehouse"
+
+echo_addr=127.0.0.1:19200
+gw_addr=127.0.0.1:19201
+rp_addr=127.0.0.1:19202
+"$gh" bench echo-server --addr "$echo_addr" >"$tmp/echo.log" 2>&1 &
+echo_pid=$!
+pids+=("$echo_pid")
+cat >"$tmp/bench.yaml" <<YAML
+upstreams:
+  echo:
+    url: http://$echo_addr/
+servers:
+  echo:
+    upstreams:
+      - upstream: echo
+        prefix: ""
+YAML
+"$gh" serve --config "$tmp/bench.yaml" --listen "$gw_addr" >"$tmp/gw.log" 2>&1 &
+gw_pid=$!
+pids+=("$gw_pid")
+"$gh" bench reverse-proxy --addr "$rp_addr" --to "http://$echo_addr/" >"$tmp/rp.log" 2>&1 &
+rp_pid=$!
+pids+=("$rp_pid")
+for _ in $(seq 100); do
+	curl -fs "http://$gw_addr/healthz" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+
+results="$tmp/results.tsv"
+: >"$results"
+run() { # target concurrency
+	local target=$1 c=$2 url pid
+	case $target in
+	direct) url="http://$echo_addr/" pid=$echo_pid ;;
+	gateway) url="http://$gw_addr/mcp/echo" pid=$gw_pid ;;
+	proxy) url="http://$rp_addr/" pid=$rp_pid ;;
+	esac
+	"$gh" bench --url "$url" -c "$c" -d "$duration" --warmup 1s --pid "$pid" --json 2>/dev/null >"$tmp/one.json"
+	python3 - "$target" "$c" "$tmp/one.json" >>"$results" <<'PY'
+import json, sys
+t, c, f = sys.argv[1], sys.argv[2], sys.argv[3]
+d = json.load(open(f))
+print("\t".join(str(x) for x in [t, c, d["rps"], d["p50_ms"], d["p90_ms"], d["p99_ms"], d.get("cpu_us_per_call", -1), d["errors"]]))
+PY
+	tail -1 "$results" | awk -F'\t' '{printf "%-7s c=%-3s rps=%8.1f p50=%7.3fms p90=%7.3fms p99=%7.3fms cpu/call=%7.1fus errors=%s\n", $1,$2,$3,$4,$5,$6,$7,$8}'
+}
+for r in $(seq "$rounds"); do
+	echo "--- round $r"
+	for c in 1 16; do
+		run direct "$c"
+		run gateway "$c"
+		run proxy "$c"
+	done
+done
+
+echo
+echo "=== medians over $rounds rounds of $duration (machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+def med(t, c, i):
+    return statistics.median(float(r[i]) for r in rows if r[0] == t and r[1] == c)
+print("| concurrency | path | requests/s | p50 ms | p90 ms | p99 ms | CPU µs/call | errors |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+for c in ("1", "16"):
+    for t in ("direct", "gateway"):
+        errs = sum(int(r[7]) for r in rows if r[0] == t and r[1] == c)
+        print(f"| {c} | {t} | {med(t,c,2):.0f} | {med(t,c,3):.3f} | {med(t,c,4):.3f} | {med(t,c,5):.3f} | {med(t,c,6):.1f} | {errs} |")
+for c in ("1", "16"):
+    print(f"concurrency {c}: gateway adds p50 {med('gateway',c,3)-med('direct',c,3):+.3f} ms; "
+          f"gateway CPU per call {med('gateway',c,6):.1f} µs = {med('gateway',c,6)/med('proxy',c,6):.2f}x a plain reverse proxy's "
+          f"({med('proxy',c,6):.1f} µs), {med('gateway',c,6)/med('direct',c,6):.2f}x the upstream's own")
+PY
