@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -235,6 +236,7 @@ func (e *entry) onLegacyClose(c *upstream.Client, err error) {
 	for _, s := range e.attached() {
 		s.upstreamChanged(e)
 	}
+	e.g.notifyListenersOf(e, kindsOf(e.initResult()))
 }
 
 // restart brings a dead stdio upstream back, retrying with backoff.
@@ -262,6 +264,7 @@ func (e *entry) restart() {
 	for _, s := range e.attached() {
 		s.upstreamChanged(e)
 	}
+	e.g.notifyListenersOf(e, kindsOf(e.initResult()))
 }
 
 func (e *entry) attached() []*Session {
@@ -287,23 +290,80 @@ func (e *entry) attach(s *Session) {
 func (e *entry) detach(s *Session) {
 	e.mu.Lock()
 	delete(e.sessions, s)
-	closeNow := e.retired && len(e.sessions) == 0
 	e.mu.Unlock()
-	if closeNow {
-		e.closeSlots(context.Background())
-	}
 }
 
-// retire marks an entry removed from the configuration; its connections
-// close once no session uses them.
+// retire marks an entry removed from the configuration or replaced by a
+// changed one. Sessions route by the current snapshot, so none sends it new
+// requests: it forgets its sessions (waiting for them to detach would keep
+// its processes alive for as long as the sessions live, and for ever for
+// sessions that close after a later reload, which detach only from the
+// entries current then) and closes its connections once the requests in
+// flight on them are answered.
+//
+// retire marks the entry at once; the closing happens in the background.
 func (e *entry) retire() {
 	e.mu.Lock()
 	e.retired = true
-	idle := len(e.sessions) == 0
+	clear(e.sessions)
 	e.mu.Unlock()
-	if idle {
-		go e.closeSlots(context.Background())
+	go func() {
+		e.closeSlotsWhenIdle()
+		e.g.mu.Lock()
+		delete(e.g.retiring, e)
+		e.g.mu.Unlock()
+	}()
+}
+
+// closeSlotsWhenIdle closes the shared connections once no request is in
+// flight on them, or once the longest any request may take has passed.
+func (e *entry) closeSlotsWhenIdle() {
+	var clients []*upstream.Client
+	for _, sl := range []*slot{&e.legacy, &e.modern} {
+		sl.mu.Lock()
+		if c := sl.client; c != nil {
+			clients = append(clients, c)
+		}
+		sl.mu.Unlock()
 	}
+	waitIdle(e.maxWait(), clients...)
+	e.closeSlots(context.Background())
+}
+
+// maxWait is the longest an upstream request may take.
+func (e *entry) maxWait() time.Duration {
+	return max(e.cfg.Timeouts.ToolCall.Std(), e.cfg.Timeouts.Request.Std())
+}
+
+// waitIdle returns when none of the clients has a call in flight, or after
+// limit.
+func waitIdle(limit time.Duration, clients ...*upstream.Client) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		busy := false
+		for _, c := range clients {
+			if !c.Closed() && len(c.InFlight()) > 0 {
+				busy = true
+			}
+		}
+		if !busy {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// live returns the entry configured under e's name now, when a reload
+// replaced e after a request was routed to it; otherwise e itself. A
+// request must not fail because its upstream's settings changed under it.
+func (g *Gateway) live(e *entry) *entry {
+	if !e.isRetired() {
+		return e
+	}
+	if cur, ok := g.snap.Load().entries[e.name]; ok && cur != nil {
+		return cur
+	}
+	return e
 }
 
 func (e *entry) close(ctx context.Context) {
@@ -355,6 +415,12 @@ func (e *entry) handleShared(m *jsonrpc.Message, related *upstream.Call) {
 	switch m.Method {
 	case "notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed":
 		e.invalidateCatalog()
+		if !e.speaksModern() {
+			// Stateless clients of an upstream of an older revision hear
+			// of its changes only from the gateway (see listen.go).
+			kind := strings.TrimSuffix(strings.TrimPrefix(m.Method, "notifications/"), "/list_changed")
+			e.g.notifyListenersOf(e, []string{kind})
+		}
 	}
 	c := e.currentClient()
 	// Attribute the message to the one session with calls in flight, if
@@ -363,12 +429,23 @@ func (e *entry) handleShared(m *jsonrpc.Message, related *upstream.Call) {
 	ambiguous := false
 	if c != nil {
 		for _, call := range c.InFlight() {
-			if t, ok := callTag(call); ok && t.session != nil {
-				if owner != nil && owner != t.session {
-					ambiguous = true
-				}
-				owner = t.session
+			t, ok := callTag(call)
+			if !ok {
+				continue
 			}
+			if t.session == nil {
+				// A stateless client's call (an upstream of an older
+				// revision serves both eras on this connection): the
+				// message may be its, so no session may be picked as the
+				// owner, or one client's sampling prompt would reach
+				// another client.
+				ambiguous = true
+				continue
+			}
+			if owner != nil && owner != t.session {
+				ambiguous = true
+			}
+			owner = t.session
 		}
 	}
 	if m.Kind == jsonrpc.KindRequest {
@@ -379,7 +456,7 @@ func (e *entry) handleShared(m *jsonrpc.Message, related *upstream.Call) {
 		if owner == nil || ambiguous {
 			reason := "no client session is waiting on this upstream"
 			if ambiguous {
-				reason = "several client sessions have requests in flight on this shared upstream, so the gateway cannot tell which one this request is for"
+				reason = "several clients have requests in flight on this shared upstream, so the gateway cannot tell which one this request is for"
 			}
 			e.log.Warn("refusing server-to-client request", "method", m.Method, "reason", reason)
 			e.reply(c, jsonrpc.ErrorResponse(m.ID, jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse: "+reason)))

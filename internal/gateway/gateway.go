@@ -53,7 +53,11 @@ type Gateway struct {
 
 	mu       sync.Mutex
 	entries  map[string]*entry // by upstream fingerprint
+	retiring map[*entry]struct{} // replaced entries still finishing requests
 	sessions map[string]map[*Session]struct{}
+	// listeners are the open subscriptions/listen requests of stateless
+	// clients, by virtual server (see listen.go).
+	listeners map[string]map[*listener]struct{}
 	closed   bool
 
 	httpClient *http.Client
@@ -112,6 +116,10 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	for fp, e := range g.entries {
 		if _, ok := keep[fp]; !ok {
 			retired = append(retired, e)
+			if g.retiring == nil {
+				g.retiring = map[*entry]struct{}{}
+			}
+			g.retiring[e] = struct{}{}
 		}
 	}
 	g.entries = keep
@@ -128,6 +136,9 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 
 	for _, e := range retired {
 		e.retire()
+		for _, sess := range g.allSessions() {
+			sess.releaseLink(e)
+		}
 	}
 	for _, e := range s.entries {
 		if e.cfg.Start == "at_startup" && e.shared {
@@ -156,6 +167,7 @@ func (g *Gateway) notifyReload(old, cur *snapshot) {
 		for _, sess := range g.sessionsOf(name) {
 			sess.sendListChanged(nil)
 		}
+		g.notifyListeners(name, nil)
 	}
 }
 
@@ -173,8 +185,15 @@ func (g *Gateway) Config() *config.Config { return g.snap.Load().cfg }
 func (g *Gateway) Close(ctx context.Context) error {
 	g.mu.Lock()
 	g.closed = true
-	entries := g.entries
+	entries := make([]*entry, 0, len(g.entries)+len(g.retiring))
+	for _, e := range g.entries {
+		entries = append(entries, e)
+	}
+	for e := range g.retiring {
+		entries = append(entries, e) // still finishing requests: stop now
+	}
 	g.entries = nil
+	g.retiring = nil
 	g.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, e := range entries {

@@ -90,6 +90,7 @@ func (x *exchange) paramString(key string) (string, bool) {
 
 // clientFor returns the connection to use for entry e.
 func (x *exchange) clientFor(ctx context.Context, e *entry) (*upstream.Client, error) {
+	e = x.g.live(e) // never (re)connect an entry a reload retired
 	if x.s != nil {
 		return x.s.client(ctx, e)
 	}

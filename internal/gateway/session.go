@@ -210,6 +210,11 @@ func (s *Session) client(ctx context.Context, e *entry) (*upstream.Client, error
 				return nil, ctx.Err()
 			}
 		}
+		if e.isRetired() {
+			// Replaced by a reload: the caller switches to the current entry.
+			s.mu.Unlock()
+			return nil, &UnavailableError{e.name, "removed from the configuration"}
+		}
 		ch := make(chan struct{})
 		s.dialing[e] = ch
 		s.mu.Unlock()
@@ -228,6 +233,13 @@ func (s *Session) client(ctx context.Context, e *entry) (*upstream.Client, error
 				s.mu.Unlock()
 				go c.Close(context.Background())
 				return nil, errSessionClosed
+			}
+			if e.isRetired() {
+				// Retired while dialing, after releaseLink looked: nobody
+				// would ever close this connection.
+				s.mu.Unlock()
+				go c.Close(context.Background())
+				return nil, &UnavailableError{e.name, "removed from the configuration"}
 			}
 			s.links[e] = c
 			e.setInit(c.Init())

@@ -35,6 +35,9 @@ func (x *exchange) dispatchStateless(ctx context.Context) {
 	case "initialize":
 		x.fail(jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "initialize is not part of protocol revision 2026-07-28"))
 		return
+	case "subscriptions/listen":
+		x.listen(ctx)
+		return
 	}
 	x.dispatch(ctx)
 }
@@ -45,7 +48,7 @@ func (x *exchange) dispatchStateless(ctx context.Context) {
 func (x *exchange) discover(ctx context.Context) {
 	if x.vs.transparent {
 		mb := x.vs.members[0]
-		if _, err := mb.e.statelessClient(ctx); err == nil && mb.e.speaksModern() {
+		if _, err := x.g.live(mb.e).statelessClient(ctx); err == nil && x.g.live(mb.e).speaksModern() {
 			x.forward(ctx, mb, nil, "")
 			return
 		}
@@ -56,9 +59,10 @@ func (x *exchange) discover(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, mb.e.cfg.Timeouts.Connect.Std())
+			e := x.g.live(mb.e)
+			cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeouts.Connect.Std())
 			defer cancel()
-			_, _ = mb.e.statelessClient(cctx)
+			_, _ = e.statelessClient(cctx)
 		}()
 	}
 	wg.Wait()
@@ -174,10 +178,13 @@ func (e *entry) probe(ctx context.Context) error {
 	e.probeMu.Lock()
 	defer e.probeMu.Unlock()
 	e.mu.Lock()
-	known := e.speaks != 0
+	known, retired := e.speaks != 0, e.retired
 	e.mu.Unlock()
 	if known {
 		return nil
+	}
+	if retired {
+		return &UnavailableError{e.name, "removed from the configuration"}
 	}
 	var c *upstream.Client
 	if e.shared {
@@ -204,11 +211,18 @@ func (e *entry) probe(ctx context.Context) error {
 	e.speaks = speaks
 	e.mu.Unlock()
 	if e.shared {
+		installed := false
 		if modern {
 			e.modern.mu.Lock()
-			e.modern.client = c
+			// A reload may have retired the entry (and closed its slots)
+			// while the probe ran: then nobody would close this process.
+			if !e.isRetired() {
+				e.modern.client = c
+				installed = true
+			}
 			e.modern.mu.Unlock()
-		} else {
+		}
+		if !installed {
 			go c.Close(context.Background())
 		}
 	}
@@ -309,6 +323,9 @@ func relayStateless(e *entry, m *jsonrpc.Message, f *inflight) {
 	}
 	msg := m.Raw
 	if call != nil && call.Method == "subscriptions/listen" {
+		if m.Method == "notifications/subscriptions/acknowledged" {
+			return // the gateway acknowledged the client's request itself
+		}
 		msg = withSubscriptionID(m, f.downID)
 	}
 	_ = f.r.Send(msg)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gatehouse/internal/config"
@@ -57,7 +58,13 @@ func newVirtualServer(name string, s *config.Server, entries map[string]*entry) 
 			if o.Description != nil {
 				m.description[up] = *o.Description
 			}
-			fmt.Fprintf(&sig, "%s=%s/%v;", up, o.Name, o.Description != nil)
+			// The description's value is part of the signature: clients
+			// must hear (list_changed) when a reload changes it.
+			desc := "-"
+			if o.Description != nil {
+				desc = strconv.Quote(*o.Description)
+			}
+			fmt.Fprintf(&sig, "%q=%q/%s;", up, o.Name, desc)
 		}
 		fmt.Fprintf(&sig, "|%s|%s|%q|%q|%s", su.Upstream, m.e.fp, m.prefix, su.Include, su.Exclude)
 		vs.members = append(vs.members, m)

@@ -256,7 +256,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, server string) {
 	}
 	m, err := jsonrpc.Parse(body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, nil, parseError(err))
+		writeError(w, http.StatusBadRequest, nil, parseError(body, err))
 		return
 	}
 	if m.Kind == jsonrpc.KindRequest && m.Method == "initialize" && !isModern(r, m) {
@@ -271,8 +271,12 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, server string) {
 		"Bad Request: missing Mcp-Session-Id header (send initialize first, or use protocol revision 2026-07-28 with per-request _meta)"))
 }
 
-func parseError(err error) *jsonrpc.Error {
-	if errors.Is(err, jsonrpc.ErrSyntax) {
+// parseError maps a failure to parse body as a JSON-RPC message to the
+// error JSON-RPC prescribes: -32700 when body is not JSON at all (the parser
+// stops at "not an object" before looking further), -32600 when it is JSON
+// but not a valid message.
+func parseError(body []byte, err error) *jsonrpc.Error {
+	if errors.Is(err, jsonrpc.ErrSyntax) || !jsonrpc.Valid(body) {
 		return jsonrpc.NewError(jsonrpc.CodeParseError, "Parse error: "+err.Error())
 	}
 	return jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "Invalid Request: "+err.Error())
@@ -323,7 +327,7 @@ func (h *Handler) postSession(w http.ResponseWriter, r *http.Request, sid string
 	}
 	m, err := jsonrpc.Parse(body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, nil, parseError(err))
+		writeError(w, http.StatusBadRequest, nil, parseError(body, err))
 		return
 	}
 	switch m.Kind {
@@ -351,6 +355,7 @@ func (h *Handler) sessionReplier(w http.ResponseWriter, r *http.Request, s *sess
 	modern := s.gs.Version() >= "2025-11-25"
 	rr := &reqReplier{st: st, w: w, ctx: r.Context(), sseStart: modern, retry: time.Second}
 	rr.onStart = func() { s.keep(st) }
+	rr.onDelivered = func() { s.forget(st) }
 	return rr
 }
 
@@ -362,7 +367,7 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request, s *session, body
 	}
 	parts, err := jsonrpc.SplitBatch(body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, nil, parseError(err))
+		writeError(w, http.StatusBadRequest, nil, parseError(body, err))
 		return
 	}
 	var reqs []*jsonrpc.Message
@@ -370,7 +375,7 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request, s *session, body
 	for _, p := range parts {
 		m, err := jsonrpc.Parse(p)
 		if err != nil {
-			errs = append(errs, jsonrpc.ErrorResponse(nil, parseError(err)))
+			errs = append(errs, jsonrpc.ErrorResponse(nil, parseError(p, err)))
 			continue
 		}
 		switch m.Kind {

@@ -52,7 +52,7 @@ func (h *Handler) legacyPost(w http.ResponseWriter, r *http.Request, server stri
 	}
 	m, err := jsonrpc.Parse(body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, nil, parseError(err))
+		writeError(w, http.StatusBadRequest, nil, parseError(body, err))
 		return
 	}
 	s.touch()

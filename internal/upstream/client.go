@@ -110,6 +110,10 @@ func newClient(opts Options, w wire) *Client {
 // Name returns the upstream's configured name.
 func (c *Client) Name() string { return c.opts.Name }
 
+// Modern reports whether the connection carries requests of the stateless
+// 2026-07-28 revision (rather than a session of a handshake revision).
+func (c *Client) Modern() bool { return c.opts.Modern }
+
 // Init returns the result of the initialize handshake (nil before it).
 func (c *Client) Init() *InitResult { return c.init }
 

@@ -92,7 +92,7 @@ def med(t, c, i):
 print("| concurrency | path | requests/s | p50 ms | p90 ms | p99 ms | CPU µs/call | errors |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for c in ("1", "16"):
-    for t in ("direct", "gateway"):
+    for t in ("direct", "gateway", "proxy"):
         errs = sum(int(r[7]) for r in rows if r[0] == t and r[1] == c)
         print(f"| {c} | {t} | {med(t,c,2):.0f} | {med(t,c,3):.3f} | {med(t,c,4):.3f} | {med(t,c,5):.3f} | {med(t,c,6):.1f} | {errs} |")
 for c in ("1", "16"):
