@@ -300,9 +300,16 @@ func (c *Client) deliver(raw []byte, related *Call) {
 		close(call.done)
 	case jsonrpc.KindNotification:
 		if m.Method == "notifications/progress" {
-			if call, fixed := c.restoreProgressToken(m); call != nil {
-				m, related = fixed, call
+			call, fixed := c.restoreProgressToken(m)
+			if call == nil {
+				// Every token the gateway sends is one of its own; a
+				// progress notification that maps to no call in flight is
+				// stale (the call was answered, cancelled or timed out) and
+				// must not reach anyone.
+				c.log.Debug("dropping progress for a request no longer in flight")
+				return
 			}
+			m, related = fixed, call
 		} else if related == nil {
 			related = c.subscriptionCall(m)
 		}

@@ -195,6 +195,16 @@ func (w *streamableWire) callHeaders(h http.Header, call *Call) {
 }
 
 func (w *streamableWire) send(ctx context.Context, msg []byte, call *Call) error {
+	err := w.sendOnce(ctx, msg, call)
+	if err != nil && ctx.Err() != nil {
+		// A read or write cut short by the context's end (the connection's
+		// deadline fires) reports an I/O error; the cause is the context.
+		return ctx.Err()
+	}
+	return err
+}
+
+func (w *streamableWire) sendOnce(ctx context.Context, msg []byte, call *Call) error {
 	resp, err := w.post(ctx, msg, call)
 	if err != nil {
 		return fmt.Errorf("%s: %w", w.client.opts.Name, err)
