@@ -96,6 +96,12 @@ type Upstream struct {
 	Dir string `yaml:"dir"`
 	// Start is "on_demand" (default: at first use) or "at_startup".
 	Start string `yaml:"start"`
+	// Sharing is "shared" (default: one process serves every session) or
+	// "per_session" (each downstream session gets its own process, started
+	// at initialize and stopped when the session ends). Use per_session for
+	// servers that keep per-client state: roots, log levels,
+	// subscriptions, or sampling and elicitation in concurrent sessions.
+	Sharing string `yaml:"sharing"`
 
 	// URL is the endpoint of an HTTP upstream.
 	URL string `yaml:"url"`

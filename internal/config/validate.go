@@ -56,6 +56,9 @@ func applyDefaults(c *Config) {
 		if u.Start == "" {
 			u.Start = "on_demand"
 		}
+		if u.Command != "" && u.Sharing == "" {
+			u.Sharing = "shared"
+		}
 		if u.URL != "" && u.Command == "" && u.Transport == "" {
 			u.Transport = "auto"
 		}
@@ -234,6 +237,17 @@ func (l *loader) validateUpstream(name string, u *Upstream) {
 				l.addAt(joinPath(p+".env", k), "invalid environment variable name %q", k)
 			}
 		}
+		switch u.Sharing {
+		case "shared", "per_session":
+		default:
+			l.addAt(p+".sharing", "unknown sharing %q (shared, per_session)", u.Sharing)
+		}
+		if u.Sharing == "per_session" && u.Start == "at_startup" {
+			l.addAt(p+".start", "at_startup does not apply to a per_session upstream (its processes start with each session)")
+		}
+	}
+	if u.URL != "" && u.Sharing != "" {
+		l.addAt(p+".sharing", "sharing applies only to stdio upstreams (HTTP upstreams always get one upstream session per client session)")
 	}
 	switch u.Start {
 	case "on_demand", "at_startup":
