@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gatehouse/internal/config"
@@ -174,8 +175,16 @@ func (e *entry) connectLegacy(ctx context.Context) (*upstream.Client, error) {
 		MaxMessageBytes: e.maxMsg,
 		Handler:         e.handleShared,
 	}
-	var c *upstream.Client
-	opts.OnClose = func(err error) { e.onLegacyClose(c, err) }
+	// OnClose may run before Connect returns (the process dies during the
+	// handshake), so it must not read the variable Connect assigns: the
+	// client is published once connected. A connection that fails before
+	// that is get's failure to report, not a lost connection to restart.
+	var self atomic.Pointer[upstream.Client]
+	opts.OnClose = func(err error) {
+		if c := self.Load(); c != nil {
+			e.onLegacyClose(c, err)
+		}
+	}
 	caps := relayCapabilities
 	if !e.shared {
 		// The gateway's own session with an HTTP upstream serves stateless
@@ -185,6 +194,10 @@ func (e *entry) connectLegacy(ctx context.Context) (*upstream.Client, error) {
 	c, err := upstream.Connect(ctx, e.target(), opts, upstream.LatestLegacyVersion, caps)
 	if err != nil {
 		return nil, err
+	}
+	self.Store(c)
+	if c.Closed() {
+		return nil, fmt.Errorf("%w right after the handshake", upstream.ErrClosed)
 	}
 	e.setInit(c.Init())
 	e.log.Info("upstream connected", "protocol_version", c.Init().ProtocolVersion, "pid", c.Pid())

@@ -52,13 +52,13 @@ type Gateway struct {
 	snap atomic.Pointer[snapshot]
 
 	mu       sync.Mutex
-	entries  map[string]*entry // by upstream fingerprint
+	entries  map[string]*entry   // by upstream fingerprint
 	retiring map[*entry]struct{} // replaced entries still finishing requests
 	sessions map[string]map[*Session]struct{}
 	// listeners are the open subscriptions/listen requests of stateless
 	// clients, by virtual server (see listen.go).
 	listeners map[string]map[*listener]struct{}
-	closed   bool
+	closed    bool
 
 	httpClient *http.Client
 }

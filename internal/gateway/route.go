@@ -130,13 +130,15 @@ func (x *exchange) call(ctx context.Context, mb *member, params []byte, name str
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	for attempt := 0; ; attempt++ {
+	retried := false // after the upstream forgot the session
+	for {
 		// A reload may have replaced the upstream's entry (its settings
-		// changed) since the request was routed: use the current one.
+		// changed) since the request was routed: use the current one. Each
+		// such retry follows a newer reload, so the loop ends.
 		e = x.g.live(e)
 		c, err := x.clientFor(ctx, e)
 		if err != nil {
-			if cur := x.g.live(e); cur != e && attempt < 3 {
+			if x.g.live(e) != e && ctx.Err() == nil {
 				continue // replaced while connecting
 			}
 			return nil, upstreamError(e, x.m.Method, timeout, err)
@@ -167,7 +169,7 @@ func (x *exchange) call(ctx context.Context, mb *member, params []byte, name str
 		if err == nil {
 			return resp, nil
 		}
-		if call == nil && errors.Is(err, upstream.ErrClosed) && x.g.live(e) != e && attempt < 3 {
+		if call == nil && errors.Is(err, upstream.ErrClosed) && x.g.live(e) != e && ctx.Err() == nil {
 			// A reload closed the connection before the request went out.
 			continue
 		}
@@ -182,7 +184,8 @@ func (x *exchange) call(ctx context.Context, mb *member, params []byte, name str
 			_ = c.Cancel(cctx, call, reason)
 			ccancel()
 		}
-		if errors.Is(err, upstream.ErrSessionExpired) && x.s != nil && attempt == 0 {
+		if errors.Is(err, upstream.ErrSessionExpired) && x.s != nil && !retried {
+			retried = true
 			// The upstream forgot the session (it restarted): the request
 			// was not processed, so reconnect and send it once more.
 			x.s.dropLink(e, c)

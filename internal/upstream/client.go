@@ -319,6 +319,35 @@ func (c *Client) deliver(raw []byte, related *Call) {
 	}
 }
 
+// failTooLarge fails the call answered by a message that was dropped for
+// exceeding MaxMessageBytes, when the message's start (head) names its id,
+// so the caller learns why at once instead of waiting for its timeout.
+func (c *Client) failTooLarge(head []byte) {
+	var id []byte
+	// head is truncated, so Members ends in an error; the id usually comes
+	// before the result and is reported before that.
+	_ = jsonrpc.Members(head, func(m jsonrpc.Member) bool {
+		if m.NameIs("id") {
+			id = head[m.Start:m.End]
+			return false
+		}
+		return true
+	})
+	n, err := strconv.ParseInt(string(id), 10, 64)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	call := c.pending[n]
+	delete(c.pending, n)
+	c.mu.Unlock()
+	if call == nil {
+		return
+	}
+	call.err = fmt.Errorf("%s: response larger than %d bytes (limits.max_message_bytes)", c.opts.Name, c.opts.MaxMessageBytes)
+	close(call.done)
+}
+
 // pendingCall returns the call with the given upstream id.
 func (c *Client) pendingCall(id int64) *Call {
 	c.mu.Lock()

@@ -89,16 +89,19 @@ func (w *stdioWire) readLoop(c *Client, stdout io.Reader) {
 	var readErr error
 	for {
 		line, err := readLine(r, c.opts.MaxMessageBytes)
+		if errors.Is(err, errTooLarge) {
+			// line is the message's start: enough to fail the call it
+			// answers now rather than at its timeout.
+			c.log.Warn("dropped a message larger than the limit", "limit_bytes", c.opts.MaxMessageBytes)
+			c.failTooLarge(line)
+			continue
+		}
 		if len(line) > 0 {
 			if line[0] == '{' || line[0] == '[' {
 				c.deliver(line, nil)
 			} else {
 				c.log.Warn("upstream wrote non-JSON to stdout", "line", truncate(line, 200))
 			}
-		}
-		if errors.Is(err, errTooLarge) {
-			c.log.Warn("dropped a message larger than the limit", "limit_bytes", c.opts.MaxMessageBytes)
-			continue
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
@@ -126,17 +129,20 @@ func (w *stdioWire) readLoop(c *Client, stdout io.Reader) {
 var errTooLarge = errors.New("message too large")
 
 // readLine reads one newline-terminated line without the line ending,
-// refusing lines longer than max (the rest of the line is discarded).
+// refusing lines longer than max: the rest of the line is discarded and
+// the line's start is returned with errTooLarge.
 func readLine(r *bufio.Reader, max int) ([]byte, error) {
 	var buf []byte
 	for {
 		chunk, err := r.ReadSlice('\n')
 		if len(buf)+len(chunk) > max+1 {
+			// Copy the start now: the next ReadSlice overwrites chunk.
+			head := append(buf, chunk[:min(len(chunk), 4096)]...)
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = r.ReadSlice('\n')
 			}
 			if err == nil {
-				return nil, errTooLarge
+				return head, errTooLarge
 			}
 			return nil, err
 		}
