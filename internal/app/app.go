@@ -91,9 +91,6 @@ func Run(ctx context.Context, opts Options) error {
 	for name := range cfg.Servers {
 		log.Info("virtual server", "name", name, "url", "http://"+ln.Addr().String()+"/mcp/"+name)
 	}
-	if opts.Ready != nil {
-		opts.Ready <- ln.Addr().String()
-	}
 
 	if opts.DebugListen != "" {
 		dbg := http.NewServeMux()
@@ -109,13 +106,32 @@ func Run(ctx context.Context, opts Options) error {
 		defer dsrv.Close()
 	}
 
+	// The reload triggers are installed before Ready is signalled, so a
+	// change made right after start-up is not missed.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var events <-chan fsnotify.Event
+	if w, err := fsnotify.NewWatcher(); err == nil {
+		defer w.Close()
+		// Watch the directory: editors and config managers replace the file
+		// rather than write it in place.
+		if err := w.Add(filepath.Dir(opts.ConfigPath)); err == nil {
+			events = w.Events
+		} else {
+			log.Warn("not watching the configuration file; reload with SIGHUP", "error", err)
+		}
+	}
 	reloadCtx, stopReload := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		watchReload(reloadCtx, opts.ConfigPath, cfg.Listen, gw, level, log)
+		watchReload(reloadCtx, opts.ConfigPath, cfg.Listen, gw, level, log, hup, events)
 	}()
+	if opts.Ready != nil {
+		opts.Ready <- ln.Addr().String()
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -148,20 +164,7 @@ func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 // watchReload reloads the configuration on SIGHUP and when the file
 // changes. An invalid new configuration is logged with every problem and
 // the running one stays.
-func watchReload(ctx context.Context, path, listen string, gw *gateway.Gateway, level *slog.LevelVar, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	var events <-chan fsnotify.Event
-	if w, err := fsnotify.NewWatcher(); err == nil {
-		defer w.Close()
-		// Watch the directory: editors and config managers replace the file
-		// rather than write it in place.
-		if err := w.Add(filepath.Dir(path)); err == nil {
-			events = w.Events
-		}
-	}
+func watchReload(ctx context.Context, path, listen string, gw *gateway.Gateway, level *slog.LevelVar, log *slog.Logger, hup <-chan os.Signal, events <-chan fsnotify.Event) {
 	abs, _ := filepath.Abs(path)
 	var debounce <-chan time.Time
 	reload := func(why string) {
