@@ -32,23 +32,31 @@ var relayCapabilities = []byte(`{"roots":{"listChanged":true},"sampling":{},"eli
 //     mixed on one process: a server may switch a connection to the era of
 //     the first modern request it sees) or a sessionless HTTP client.
 type entry struct {
-	g      *Gateway
-	name   string
-	cfg    *config.Upstream
-	fp     string
-	shared bool // stdio: every session uses the shared client
+	g     *Gateway
+	name  string
+	cfg   *config.Upstream
+	fp    string
+	stdio bool // a command, not a URL
+	// shared: stateful sessions use the legacy slot's connection (a stdio
+	// upstream with sharing: shared). Otherwise each session opens its own
+	// upstream session (HTTP) or process (stdio, sharing: per_session).
+	shared bool
 	maxMsg int
 	log    *slog.Logger
 
 	legacy slot
 	modern slot
 
-	mu       sync.Mutex
-	retired  bool
-	sessions map[*Session]struct{} // sessions attached to the legacy slot
-	lastInit *upstream.InitResult
-	speaks   int // 0 unknown, 1 speaks 2026-07-28, -1 does not
-	probeMu  sync.Mutex
+	mu      sync.Mutex
+	retired bool
+	// State of the shared connection kept per session (sharedstate.go).
+	subs      map[string]map[*Session]struct{}
+	levels    map[*Session]string
+	sentLevel string
+	sessions  map[*Session]struct{} // sessions attached to the legacy slot
+	lastInit  *upstream.InitResult
+	speaks    int // 0 unknown, 1 speaks 2026-07-28, -1 does not
+	probeMu   sync.Mutex
 
 	catMu   sync.Mutex
 	catalog map[string]*catalogList // by list method, e.g. "tools/list"
@@ -67,7 +75,9 @@ type slot struct {
 
 func newEntry(g *Gateway, name string, u *config.Upstream, maxMsg int, fp string) *entry {
 	return &entry{
-		g: g, name: name, cfg: u, fp: fp, shared: u.IsStdio(), maxMsg: maxMsg,
+		g: g, name: name, cfg: u, fp: fp, maxMsg: maxMsg,
+		stdio:    u.IsStdio(),
+		shared:   u.IsStdio() && u.Sharing != "per_session",
 		log:      g.log.With("upstream", name),
 		sessions: map[*Session]struct{}{},
 		catalog:  map[string]*catalogList{},
@@ -266,6 +276,7 @@ func (e *entry) restart() {
 		sl.mu.Unlock()
 		return
 	}
+	e.replayState(c)
 	// A healthy minute forgives earlier failures.
 	time.AfterFunc(time.Minute, func() {
 		sl.mu.Lock()

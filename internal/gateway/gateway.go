@@ -36,8 +36,11 @@ func SupportedVersions() []string { return append([]string{ModernVersion}, Legac
 type Replier interface {
 	// Send delivers an interim message related to the request.
 	Send(msg []byte) error
-	// Reply delivers the final response. It is called exactly once.
+	// Reply delivers the final response. It is called at most once.
 	Reply(msg []byte) error
+	// Abandon ends the request without a response: the client cancelled
+	// it. Called instead of Reply.
+	Abandon()
 }
 
 // Outbound delivers session-level messages that belong to no request.

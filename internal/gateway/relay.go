@@ -35,6 +35,15 @@ func (s *Session) fromUpstream(e *entry, m *jsonrpc.Message, related *upstream.C
 		return
 	}
 	switch m.Method {
+	case "notifications/message":
+		if e.shared {
+			lv, _ := jsonrpc.Get(m.Params, "level")
+			level, _ := jsonrpc.String(lv)
+			if !e.accepts(s, level) {
+				return // below the level this session asked for
+			}
+		}
+		send(m.Raw)
 	case "notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed":
 		e.invalidateCatalog()
 		_ = s.out.Send(m.Raw)
@@ -158,22 +167,34 @@ func (s *Session) Notify(ctx context.Context, m *jsonrpc.Message) {
 	case "notifications/initialized":
 		return // the gateway initialized its upstream sessions itself
 	case "notifications/cancelled":
+		// The client gave up on one of its requests: tell the upstreams
+		// serving it (with the client's reason), stop waiting for them,
+		// and send the client nothing more for it.
 		reqID, _ := jsonrpc.Get(m.Params, "requestId")
 		s.mu.Lock()
-		f := s.inflight[string(reqID)]
+		x := s.requests[string(reqID)]
 		s.mu.Unlock()
-		if f == nil {
+		if x == nil {
 			return
 		}
-		f.mu.Lock()
-		c, call := f.client, f.call
-		f.mu.Unlock()
-		if c == nil || call == nil {
-			return
+		x.cancelled.Store(true)
+		x.mu.Lock()
+		calls := append([]*inflight(nil), x.calls...)
+		x.mu.Unlock()
+		for _, f := range calls {
+			f.mu.Lock()
+			c, call := f.client, f.call
+			f.mu.Unlock()
+			if c == nil || call == nil || c.Stateless() {
+				continue
+			}
+			params, err := jsonrpc.Set(m.Params, "requestId", []byte(strconv.FormatInt(call.ID(), 10)))
+			if err == nil {
+				_ = c.Notify(ctx, jsonrpc.Notification(m.Method, params))
+			}
 		}
-		params, err := jsonrpc.Set(m.Params, "requestId", []byte(strconv.FormatInt(call.ID(), 10)))
-		if err == nil {
-			_ = c.Notify(ctx, jsonrpc.Notification(m.Method, params))
+		if x.cancel != nil {
+			x.cancel()
 		}
 		return
 	}

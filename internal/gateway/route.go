@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"gatehouse/internal/jsonrpc"
@@ -21,7 +23,17 @@ type exchange struct {
 	// header holds request headers to pass to HTTP upstreams
 	// (Mcp-Param-* of the stateless revision).
 	header map[string]string
+
+	// cancel ends the exchange's context; cancelled records that the
+	// client cancelled the request (it then gets no response).
+	cancel    context.CancelFunc
+	cancelled atomic.Bool
+	mu        sync.Mutex
+	calls     []*inflight // upstream calls in flight
 }
+
+// errClientCancelled ends an exchange whose client cancelled it.
+var errClientCancelled = errors.New("cancelled by the client")
 
 // Handle serves one request of the session. It returns when the response
 // has been passed to r. ctx should be the session's (not the HTTP
@@ -34,6 +46,10 @@ func (s *Session) Handle(ctx context.Context, m *jsonrpc.Message, r Replier) {
 		return
 	}
 	x := &exchange{g: s.g, vs: vs, s: s, m: m, r: r}
+	ctx, x.cancel = context.WithCancel(ctx)
+	defer x.cancel()
+	s.register(x)
+	defer s.unregister(x)
 	x.dispatch(ctx)
 }
 
@@ -44,7 +60,13 @@ func replyError(r Replier, id []byte, err error) {
 	_ = r.Reply(jsonrpc.ErrorResponse(id, jsonrpc.FromError(err)))
 }
 
-func (x *exchange) fail(err error) { replyError(x.r, x.m.ID, err) }
+func (x *exchange) fail(err error) {
+	if x.cancelled.Load() || errors.Is(err, errClientCancelled) {
+		x.r.Abandon()
+		return
+	}
+	replyError(x.r, x.m.ID, err)
+}
 
 func (x *exchange) result(result []byte) {
 	if x.modern {
@@ -143,7 +165,7 @@ func (x *exchange) call(ctx context.Context, mb *member, params []byte, name str
 			}
 			return nil, upstreamError(e, x.m.Method, timeout, err)
 		}
-		f := &inflight{session: x.s, r: x.r, downID: x.m.ID, entry: e, dropLogs: x.modern && !x.wantsLogs()}
+		f := &inflight{x: x, session: x.s, r: x.r, downID: x.m.ID, entry: e, dropLogs: x.modern && !x.wantsLogs()}
 		if x.s != nil && !x.s.track(f) {
 			return nil, errSessionClosed
 		}
@@ -168,6 +190,9 @@ func (x *exchange) call(ctx context.Context, mb *member, params []byte, name str
 		}
 		if err == nil {
 			return resp, nil
+		}
+		if x.cancelled.Load() {
+			return nil, errClientCancelled // the upstreams were told
 		}
 		if call == nil && errors.Is(err, upstream.ErrClosed) && x.g.live(e) != e && ctx.Err() == nil {
 			// A reload closed the connection before the request went out.
@@ -350,12 +375,15 @@ func (x *exchange) byURI(ctx context.Context) {
 			x.s.mu.Unlock()
 		}
 	}
-	if x.vs.transparent {
-		x.forward(ctx, x.vs.members[0], nil, uri)
-		return
+	mb := x.vs.members[0]
+	if !x.vs.transparent {
+		mb = x.resolveURI(ctx, uri)
 	}
-	mb := x.resolveURI(ctx, uri)
 	if mb != nil {
+		if x.s != nil && mb.e.shared && !x.sharedSubscription(mb.e, uri) {
+			x.result([]byte(`{}`)) // the shared upstream already has it so
+			return
+		}
 		x.forward(ctx, mb, nil, uri)
 		return
 	}
@@ -484,19 +512,49 @@ func (x *exchange) resolveTemplate(ctx context.Context, uri string) *member {
 	return nil
 }
 
+// sharedSubscription applies a subscribe or unsubscribe of this session
+// to the shared upstream's subscriber set; it reports whether the request
+// must reach the upstream (first subscriber, last unsubscriber).
+func (x *exchange) sharedSubscription(e *entry, uri string) bool {
+	switch x.m.Method {
+	case "resources/subscribe":
+		return e.subscribe(x.s, uri)
+	case "resources/unsubscribe":
+		return e.unsubscribe(x.s, uri)
+	}
+	return true
+}
+
 // setLevel fans logging/setLevel out to every member that logs.
 func (x *exchange) setLevel(ctx context.Context) {
-	if x.vs.transparent {
+	if x.vs.transparent && !(x.s != nil && x.vs.members[0].e.shared) {
 		x.forward(ctx, x.vs.members[0], nil, "")
 		return
 	}
+	level, _ := x.paramString("level")
 	var lastErr error
 	ok := 0
 	for _, mb := range x.vs.members {
 		if ir := mb.e.initResult(); ir != nil && !ir.Has("logging") {
 			continue
 		}
-		resp, err := x.call(ctx, mb, nil, "")
+		var params []byte
+		if x.s != nil && mb.e.shared {
+			// A shared upstream runs at the most verbose level any of its
+			// sessions asked for; the gateway filters per session.
+			send := mb.e.setLevel(x.s, level)
+			if send == "" {
+				ok++
+				continue
+			}
+			p, err := jsonrpc.Set(x.m.Params, "level", jsonrpc.Quote(send))
+			if err != nil {
+				x.fail(jsonrpc.NewError(jsonrpc.CodeInvalidParams, "malformed params"))
+				return
+			}
+			params = p
+		}
+		resp, err := x.call(ctx, mb, params, "")
 		if err != nil {
 			lastErr = err
 			continue

@@ -34,7 +34,7 @@ type Session struct {
 	mu       sync.Mutex
 	links    map[*entry]*upstream.Client // per-session clients of HTTP upstreams
 	dialing  map[*entry]chan struct{}
-	inflight map[string]*inflight // by downstream request id
+	requests map[string]*exchange // requests being served, by downstream id
 	s2c      map[string]*s2cRequest
 	nextS2C  int64
 	subs     map[string]struct{} // resource URIs subscribed
@@ -43,6 +43,7 @@ type Session struct {
 
 // inflight is one downstream request being served by an upstream.
 type inflight struct {
+	x       *exchange // nil for the gateway's own requests
 	session *Session
 	r       Replier
 	downID  []byte
@@ -114,7 +115,7 @@ func (g *Gateway) Initialize(ctx context.Context, vsName string, m *jsonrpc.Mess
 		capsRaw:  p.Capabilities,
 		links:    map[*entry]*upstream.Client{},
 		dialing:  map[*entry]chan struct{}{},
-		inflight: map[string]*inflight{},
+		requests: map[string]*exchange{},
 		s2c:      map[string]*s2cRequest{},
 		subs:     map[string]struct{}{},
 	}
@@ -292,8 +293,8 @@ func (s *Session) Close() {
 	s.closed = true
 	links := s.links
 	s.links = nil
-	pending := s.inflight
-	s.inflight = map[string]*inflight{}
+	pending := s.requests
+	s.requests = map[string]*exchange{}
 	s2c := s.s2c
 	s.s2c = map[string]*s2cRequest{}
 	s.mu.Unlock()
@@ -311,6 +312,15 @@ func (s *Session) Close() {
 	}
 	if vs, ok := s.g.Server(s.vsName); ok {
 		for _, mb := range vs.members {
+			if mb.e.shared {
+				if orphans := mb.e.forgetState(s); len(orphans) > 0 {
+					go mb.e.unsubscribeUpstream(orphans)
+				}
+			}
+		}
+	}
+	if vs, ok := s.g.Server(s.vsName); ok {
+		for _, mb := range vs.members {
 			mb.e.detach(s)
 		}
 	}
@@ -321,14 +331,19 @@ func (s *Session) Close() {
 	s.g.mu.Unlock()
 }
 
-// track registers a downstream request in flight.
+// track registers a call in flight for its exchange; false when the
+// session is closed.
 func (s *Session) track(f *inflight) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return false
 	}
-	s.inflight[string(f.downID)] = f
+	if f.x != nil {
+		f.x.mu.Lock()
+		f.x.calls = append(f.x.calls, f)
+		f.x.mu.Unlock()
+	}
 	return true
 }
 
@@ -342,9 +357,29 @@ func (f *inflight) finish() {
 
 func (s *Session) untrack(f *inflight) {
 	f.finish()
+	if x := f.x; x != nil {
+		x.mu.Lock()
+		for i, g := range x.calls {
+			if g == f {
+				x.calls = append(x.calls[:i], x.calls[i+1:]...)
+				break
+			}
+		}
+		x.mu.Unlock()
+	}
+}
+
+// register records a request being served so the client can cancel it.
+func (s *Session) register(x *exchange) {
 	s.mu.Lock()
-	if s.inflight[string(f.downID)] == f {
-		delete(s.inflight, string(f.downID))
+	s.requests[string(x.m.ID)] = x
+	s.mu.Unlock()
+}
+
+func (s *Session) unregister(x *exchange) {
+	s.mu.Lock()
+	if s.requests[string(x.m.ID)] == x {
+		delete(s.requests, string(x.m.ID))
 	}
 	s.mu.Unlock()
 }

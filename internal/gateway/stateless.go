@@ -151,7 +151,7 @@ func (e *entry) statelessClient(ctx context.Context) (*upstream.Client, error) {
 	if !e.speaksModern() {
 		return e.sharedClient(ctx)
 	}
-	if !e.shared {
+	if !e.stdio {
 		return e.get(ctx, &e.modern, func(context.Context) (*upstream.Client, error) {
 			return upstream.NewStatelessHTTP(*e.target().HTTP, e.modernOptions()), nil
 		})
@@ -187,7 +187,7 @@ func (e *entry) probe(ctx context.Context) error {
 		return &UnavailableError{e.name, "removed from the configuration"}
 	}
 	var c *upstream.Client
-	if e.shared {
+	if e.stdio {
 		var err error
 		c, err = e.startStdio(e.modernOptions())
 		if err != nil {
@@ -199,7 +199,7 @@ func (e *entry) probe(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, e.cfg.Timeouts.Connect.Std())
 	defer cancel()
 	modern, err := discoverModern(pctx, c)
-	if err != nil && !e.shared {
+	if err != nil && !e.stdio {
 		// Unreachable: decide later.
 		return &UnavailableError{e.name, err.Error()}
 	}
@@ -210,7 +210,7 @@ func (e *entry) probe(ctx context.Context) error {
 	e.mu.Lock()
 	e.speaks = speaks
 	e.mu.Unlock()
-	if e.shared {
+	if e.stdio {
 		installed := false
 		if modern {
 			e.modern.mu.Lock()

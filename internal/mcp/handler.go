@@ -406,13 +406,22 @@ func (h *Handler) batch(w http.ResponseWriter, r *http.Request, s *session, body
 	}
 	wg.Wait()
 	buf := []byte{'['}
-	for i, b := range append(out, errs...) {
-		if i > 0 {
+	n := 0
+	for _, b := range append(out, errs...) {
+		if b == nil {
+			continue // cancelled by the client: no response
+		}
+		if n > 0 {
 			buf = append(buf, ',')
 		}
+		n++
 		buf = append(buf, b...)
 	}
 	buf = append(buf, ']')
+	if n == 0 {
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
 	writeJSON(w, http.StatusOK, buf)
 }
 
@@ -424,6 +433,7 @@ type collector struct {
 
 func (c *collector) Send(msg []byte) error  { return c.out.Send(msg) }
 func (c *collector) Reply(msg []byte) error { c.final = msg; return nil }
+func (c *collector) Abandon()               {}
 
 // get serves the standalone SSE stream of a session, resumes a stream with
 // Last-Event-ID, or opens a 2024-11-05 HTTP+SSE session.

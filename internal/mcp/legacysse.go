@@ -105,3 +105,4 @@ type streamReplier struct{ s *session }
 
 func (o *streamReplier) Send(msg []byte) error  { return o.s.Send(msg) }
 func (o *streamReplier) Reply(msg []byte) error { return o.s.Send(msg) }
+func (o *streamReplier) Abandon()               {}

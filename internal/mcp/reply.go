@@ -48,6 +48,7 @@ type reqReplier struct {
 	writerDone chan struct{}
 	timer      *time.Timer
 	pumped     bool // the writer wrote every event (set before writerDone closes)
+	abandoned  bool // the client cancelled: no response
 }
 
 // primingDelay is how long the headers and priming event of an SSE
@@ -104,6 +105,18 @@ func (r *reqReplier) Send(msg []byte) error {
 	return nil
 }
 
+// Abandon ends the response without a message: the client cancelled the
+// request, and the protocol says it gets no response.
+func (r *reqReplier) Abandon() {
+	r.mu.Lock()
+	r.abandoned = true
+	writer := r.writer
+	r.mu.Unlock()
+	if writer {
+		r.st.close()
+	}
+}
+
 // Reply delivers the response.
 func (r *reqReplier) Reply(msg []byte) error {
 	r.mu.Lock()
@@ -147,6 +160,13 @@ func (r *reqReplier) finish() bool {
 		return r.pumped
 	}
 	defer r.mu.Unlock()
+	if r.abandoned {
+		r.st.close()
+		if !r.headers {
+			r.w.WriteHeader(http.StatusNoContent)
+		}
+		return true
+	}
 	if r.ctx.Err() != nil {
 		// The client is gone: keep what it missed for a resume.
 		if r.headers && r.final != nil {

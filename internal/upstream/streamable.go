@@ -59,9 +59,9 @@ type streamableWire struct {
 	cfg        HTTPConfig
 	h1         *h1Pool // nil: use cfg.Client
 	requestURI string
-	client  *Client
-	version atomic.Pointer[string]
-	session atomic.Pointer[string]
+	client     *Client
+	version    atomic.Pointer[string]
+	session    atomic.Pointer[string]
 
 	getOnce   sync.Once
 	getCancel context.CancelFunc
