@@ -107,15 +107,20 @@ func (r *reqReplier) Send(msg []byte) error {
 
 // Abandon ends the response without a message: the client cancelled the
 // request, and the protocol says it gets no response.
+//
+// An SSE stream is left open until the client closes it (at most
+// abandonGrace): ending it without a response would make clients that
+// resume streams reconnect to ask for the missing response.
 func (r *reqReplier) Abandon() {
 	r.mu.Lock()
 	r.abandoned = true
-	writer := r.writer
 	r.mu.Unlock()
-	if writer {
-		r.st.close()
-	}
+	time.AfterFunc(abandonGrace, r.st.close)
 }
+
+// abandonGrace bounds how long the stream of a cancelled request is kept
+// open for the client to close it.
+const abandonGrace = 30 * time.Second
 
 // Reply delivers the response.
 func (r *reqReplier) Reply(msg []byte) error {
@@ -161,10 +166,19 @@ func (r *reqReplier) finish() bool {
 	}
 	defer r.mu.Unlock()
 	if r.abandoned {
-		r.st.close()
 		if !r.headers {
 			r.w.WriteHeader(http.StatusNoContent)
+			return true
 		}
+		_ = http.NewResponseController(r.w).Flush()
+		t := time.NewTimer(abandonGrace)
+		defer t.Stop()
+		r.mu.Unlock()
+		select {
+		case <-r.ctx.Done():
+		case <-t.C:
+		}
+		r.mu.Lock()
 		return true
 	}
 	if r.ctx.Err() != nil {

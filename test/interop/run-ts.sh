@@ -22,7 +22,7 @@ set -euo pipefail
 INTEROP="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$INTEROP/../.." && pwd)"
 DIRECT="${DIRECT:-0}"
-UPSTREAMS="${UPSTREAMS:-stdio http sse}"
+UPSTREAMS="${UPSTREAMS:-stdio stdio-per-session http sse}"
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-ts-interop.XXXXXX")"
 PIDS=()
@@ -160,7 +160,7 @@ if [ "$DIRECT" != 1 ]; then
     wait_healthz "$port" "$!" "gateway-$up"
     log "gateway with the $up upstream at http://127.0.0.1:$port/mcp/everything"
     shared=false
-    [ "$up" = stdio ] && shared=true # one process serves every session
+    [ "$up" = stdio ] && shared=true # one process serves every session (sharing: shared)
     add_target "gateway/$up" "http://127.0.0.1:$port/mcp/everything" "http://127.0.0.1:$port/mcp/everything/sse" true "$shared" "$up"
   done
 fi

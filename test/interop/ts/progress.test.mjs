@@ -8,13 +8,6 @@ import { SDK_RECONNECT_NOISE, T, cancelLog, connect, forEachTarget, sleep, textO
 
 const TOOL = "trigger-long-running-operation";
 
-const CANCEL_TODO =
-  "gateway bug: after the client cancels, the gateway keeps the call open until its tool_call timeout, then answers the cancelled request and cancels it upstream again";
-const HTTP_TIMEOUT_TODO =
-  "gateway bug: a tool_call timeout on a Streamable HTTP upstream often surfaces as -31001 'i/o timeout' and then sends the upstream no notifications/cancelled";
-const PROGRESS_LEAK_TODO =
-  "gateway bug: progress from the shared stdio upstream for a call the gateway no longer tracks is broadcast, with the gateway's internal token, to every session";
-
 forEachTarget("progress", describe, it, (target) => {
   it("delivers progress notifications in order, then the result", T, async (t) => {
     const client = await connect(t, target);
@@ -136,7 +129,6 @@ forEachTarget("progress", describe, it, (target) => {
     {
       timeout: 45_000,
       skip: target.gateway ? false : "only the gateway has a tool_call timeout",
-      todo: { stdio: PROGRESS_LEAK_TODO, http: HTTP_TIMEOUT_TODO }[target.upstream],
     },
     async (t) => {
       const client = await connect(t, target);
@@ -182,7 +174,7 @@ forEachTarget("progress", describe, it, (target) => {
   // running on a shared upstream.
   it(
     "sends nothing more for a cancelled call, even past the gateway's tool_call timeout",
-    { timeout: 45_000, todo: target.gateway ? CANCEL_TODO : undefined },
+    { timeout: 45_000 },
     async (t) => {
       const client = await connect(t, target);
       const bystander = await connect(t, target); // another session, idle

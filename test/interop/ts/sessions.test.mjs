@@ -63,19 +63,17 @@ async function rootsClient(t, target, roots) {
 
 const rootsText = async (c) => textOf(await c.callTool({ name: "get-roots-list", arguments: {} }));
 
-// Known gateway failures, by target (see the interop report): the tests stay
-// in the suite and are reported as TODO where they fail today.
+// Documented limitations of a stdio upstream with sharing: shared (one
+// process serves every session): roots cannot be kept per session, and a
+// server→client request cannot be attributed while several sessions have
+// calls in flight. The same tests pass with sharing: per_session
+// (target gateway/stdio-per-session) and with HTTP upstreams.
 const SHARED_TODO = {
-  logLevel: "gateway bug: logging/setLevel of one session is applied to the shared stdio upstream for all sessions",
-  unsubscribe: "gateway bug: resources/unsubscribe of one session ends the shared stdio upstream's subscription for all sessions",
-  cancelBlocks:
-    "gateway bug: a cancelled call stays in flight on the shared stdio upstream until the tool_call timeout, so server→client requests of other sessions are refused as ambiguous",
-  roots:
-    "gateway bug: the shared stdio upstream keeps one roots list for every session (the first session's roots are shown to the others)",
+  roots: "limitation of sharing: shared: the one server process keeps one roots list (use sharing: per_session)",
   rootsChanged:
-    "gateway bug: roots/list that the shared stdio upstream sends on notifications/roots/list_changed is refused (no call in flight), so new roots never arrive",
+    "limitation of sharing: shared: roots/list sent after notifications/roots/list_changed cannot be attributed to a session (use sharing: per_session)",
   concurrentSampling:
-    "gateway limitation: a shared stdio upstream cannot attribute a server→client request when several sessions have calls in flight",
+    "limitation of sharing: shared: a server→client request cannot be attributed while several sessions have calls in flight (use sharing: per_session)",
 };
 const todoOn = (target, key) => ({ ...T, todo: target.sharedUpstream ? SHARED_TODO[key] : undefined });
 
