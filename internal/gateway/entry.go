@@ -46,6 +46,9 @@ type entry struct {
 
 	legacy slot
 	modern slot
+	// dial tracks failures to open per-session upstream sessions (HTTP,
+	// or stdio with sharing: per_session), for the same backoff.
+	dial slot
 
 	mu      sync.Mutex
 	retired bool
@@ -171,6 +174,31 @@ func (e *entry) get(ctx context.Context, sl *slot, connect func(context.Context)
 		sl.mu.Unlock()
 		return c, nil
 	}
+}
+
+// dialBackoff returns an error while per-session connections to the
+// upstream are in backoff after a failure.
+func (e *entry) dialBackoff() error {
+	e.dial.mu.Lock()
+	defer e.dial.mu.Unlock()
+	if wait := time.Until(e.dial.nextStart); wait > 0 {
+		return &UnavailableError{e.name, fmt.Sprintf("retrying in %s after: %v", wait.Round(100*time.Millisecond), e.dial.lastErr)}
+	}
+	return nil
+}
+
+// dialed records the outcome of opening a per-session upstream session.
+func (e *entry) dialed(err error) {
+	e.dial.mu.Lock()
+	defer e.dial.mu.Unlock()
+	if err == nil {
+		e.dial.failures = 0
+		e.dial.nextStart = time.Time{}
+		return
+	}
+	e.dial.failures++
+	e.dial.lastErr = err
+	e.dial.nextStart = time.Now().Add(backoffFor(e.dial.failures))
 }
 
 // sharedClient returns the legacy slot's connection.

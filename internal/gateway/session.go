@@ -216,6 +216,12 @@ func (s *Session) client(ctx context.Context, e *entry) (*upstream.Client, error
 			s.mu.Unlock()
 			return nil, &UnavailableError{e.name, "removed from the configuration"}
 		}
+		if err := e.dialBackoff(); err != nil {
+			// The upstream failed recently for another session: fail fast
+			// instead of making every session wait for the same timeout.
+			s.mu.Unlock()
+			return nil, err
+		}
 		ch := make(chan struct{})
 		s.dialing[e] = ch
 		s.mu.Unlock()
@@ -246,6 +252,9 @@ func (s *Session) client(ctx context.Context, e *entry) (*upstream.Client, error
 			e.setInit(c.Init())
 		}
 		s.mu.Unlock()
+		if err == nil || ctx.Err() == nil {
+			e.dialed(err) // a caller giving up is not the upstream's failure
+		}
 		if err != nil {
 			return nil, &UnavailableError{e.name, err.Error()}
 		}
