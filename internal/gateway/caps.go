@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"gatehouse/internal/jsonrpc"
-	"gatehouse/internal/upstream"
 )
 
 // ServerInfo is how the gateway introduces itself when a virtual server
@@ -131,5 +130,3 @@ func completeResult(method string, result []byte) []byte {
 	}
 	return out
 }
-
-var _ = upstream.ModernVersion

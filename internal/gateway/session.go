@@ -302,7 +302,6 @@ func (s *Session) Close() {
 	s.closed = true
 	links := s.links
 	s.links = nil
-	pending := s.requests
 	s.requests = map[string]*exchange{}
 	s2c := s.s2c
 	s.s2c = map[string]*s2cRequest{}
@@ -310,9 +309,8 @@ func (s *Session) Close() {
 	s.cancel()
 	s.g.removeSession(s)
 
-	// Requests in flight end with the session's context; call() tells
-	// their upstreams to stop.
-	_ = pending
+	// Requests in flight end with the session's context (s.cancel above);
+	// call() tells their upstreams to stop.
 	for _, p := range s2c {
 		p.entry.reply(p.client, jsonrpc.ErrorResponse(p.upID, jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse: client session ended")))
 	}
