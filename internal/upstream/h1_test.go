@@ -3,10 +3,12 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -142,5 +144,13 @@ func TestHeaderValue(t *testing.T) {
 		if got := headerValue(in); got != want {
 			t.Errorf("headerValue(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	err := fmt.Errorf("remote: %w", &url.Error{Op: "Post", URL: "http://user:pw@h.example/mcp?api_key=SECRET", Err: errors.New("connection refused")})
+	got := redactURL(err).Error()
+	if want := `remote: Post "http://h.example/mcp": connection refused`; got != want {
+		t.Fatalf("redactURL = %q, want %q", got, want)
 	}
 }

@@ -49,7 +49,7 @@ func DialLegacySSE(ctx context.Context, cfg HTTPConfig, opts Options) (*Client, 
 	if err != nil {
 		stop()
 		cancel()
-		return nil, fmt.Errorf("%s: %w", opts.Name, err)
+		return nil, fmt.Errorf("%s: %w", opts.Name, redactURL(err))
 	}
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		stop()
@@ -131,7 +131,7 @@ func (w *legacySSEWire) send(ctx context.Context, msg []byte, _ *Call) error {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := w.cfg.Client.Do(req)
 	if err != nil {
-		return err
+		return redactURL(err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))

@@ -201,7 +201,7 @@ func (w *streamableWire) send(ctx context.Context, msg []byte, call *Call) error
 		// deadline fires) reports an I/O error; the cause is the context.
 		return ctx.Err()
 	}
-	return err
+	return redactURL(err)
 }
 
 func (w *streamableWire) sendOnce(ctx context.Context, msg []byte, call *Call) error {
@@ -497,4 +497,21 @@ func headerValue(v string) string {
 		return v
 	}
 	return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(v)) + "?="
+}
+
+// redactURL removes the query and user info from the URL of a *url.Error:
+// upstream URLs may carry credentials (?api_key=…), and errors end up in
+// logs and in messages to clients.
+func redactURL(err error) error {
+	var ue *url.Error
+	if err == nil || !errors.As(err, &ue) {
+		return err
+	}
+	u, perr := url.Parse(ue.URL)
+	if perr != nil {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	u.RawQuery, u.User, u.Fragment = "", nil, ""
+	clean := &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
+	return errors.New(strings.Replace(err.Error(), ue.Error(), clean.Error(), 1))
 }
