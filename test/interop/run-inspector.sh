@@ -15,8 +15,7 @@ cd "$REPO_ROOT"
 lib_tmpdir
 TMP="$LIB_TMP"
 lib_npm_ci
-export HOME="$TMP/home" # the Inspector writes ~/.mcp-inspector
-mkdir -p "$HOME"
+mkdir -p "$TMP/home" # the Inspector writes ~/.mcp-inspector: give it its own
 
 go build -o "$TMP/gatehouse" ./cmd/gatehouse
 port="$(lib_free_port)"
@@ -34,7 +33,7 @@ check() {
 	out="$TMP/$name-$era.json"
 	# The exit status is not checked: the CLI exits non-zero for a tool
 	# result with isError, which one check expects.
-	timeout 60 "$inspector" --cli "http://127.0.0.1:$port/mcp/${SERVER:-support}" --transport http \
+	HOME="$TMP/home" timeout 60 "$inspector" --cli "http://127.0.0.1:$port/mcp/${SERVER:-support}" --transport http \
 		--protocol-era "$era" --format json -q "$@" >"$out" 2>"$out.err" || true
 	if grep -qF -- "$want" "$out"; then
 		printf 'PASS  %-28s %-7s\n' "$name" "$era"
