@@ -43,6 +43,100 @@ type Config struct {
 
 	// Servers are the virtual MCP servers served at /mcp/{name}.
 	Servers map[string]*Server `yaml:"servers"`
+
+	// Store is where agents, credentials, keys and vault entries live.
+	Store Store `yaml:"store"`
+	// Vault configures encryption of upstream credentials and keys.
+	Vault Vault `yaml:"vault"`
+	// Identity configures authentication of agents and people.
+	Identity Identity `yaml:"identity"`
+	// Admin configures the admin API (/admin/v1).
+	Admin Admin `yaml:"admin"`
+}
+
+// Store selects the database.
+type Store struct {
+	// Driver is "sqlite" (default) or "postgres".
+	Driver string `yaml:"driver"`
+	// Path is the SQLite database file (default gatehouse-data/gatehouse.db).
+	Path string `yaml:"path"`
+	// URL is the PostgreSQL connection URL (may use ${VAR}; a secret).
+	URL Secret `yaml:"url"`
+}
+
+// Vault configures the key-encryption keys.
+type Vault struct {
+	// KEK references the key-encryption key: "file:PATH" or "env:NAME"
+	// (32 bytes, base64). Default: file:gatehouse-data/kek, created on
+	// first start when missing.
+	KEK string `yaml:"kek"`
+	// PreviousKEKs still decrypt (during a key rotation); they never
+	// encrypt.
+	PreviousKEKs []string `yaml:"previous_keks"`
+}
+
+// Identity configures who may call the gateway.
+type Identity struct {
+	// Auth is "required" (default: every MCP request carries a valid access
+	// token or API key) or "off" (no authentication: development only).
+	Auth string `yaml:"auth"`
+	// Issuer is the gateway's public base URL, used as the token issuer and
+	// to build resource URLs (default http://<listen>).
+	Issuer string `yaml:"issuer"`
+	// TokenTTL is the access-token lifetime (default 10m; 1m to 1h).
+	TokenTTL Duration `yaml:"token_ttl"`
+	// SigningAlg is ES256 (default) or EdDSA.
+	SigningAlg string `yaml:"signing_alg"`
+	// KeyRotation is how often signing keys rotate (default 24h).
+	KeyRotation Duration `yaml:"key_rotation"`
+	// BootstrapUser is created with a random password (printed once to the
+	// log) when the store has no users, so a fresh install can log in.
+	// Set "" to disable. Default "admin".
+	BootstrapUser *string `yaml:"bootstrap_user"`
+	// AllowInsecureMetadataURLs lets client ID metadata documents be
+	// fetched over plain http from loopback hosts (for local development).
+	AllowInsecureMetadataURLs bool `yaml:"allow_insecure_metadata_urls"`
+	// Teams, with the virtual servers their agents may get access to.
+	Teams []*Team `yaml:"teams"`
+	// Agents declared here are created at load when missing (their
+	// secrets are created with the CLI or API: never in this file).
+	Agents []*AgentDecl `yaml:"agents"`
+	// Groups give people (local users, later SSO groups) access to
+	// virtual servers.
+	Groups []*Group `yaml:"groups"`
+}
+
+// Team is a group of agents with a shared owner policy.
+type Team struct {
+	Name string `yaml:"name"`
+	// Servers are the virtual servers this team's agents may access
+	// ("*": all).
+	Servers []string `yaml:"servers"`
+	// MaxSecretAge bounds the age of client secrets and API keys
+	// (default 2160h = 90 days).
+	MaxSecretAge Duration `yaml:"max_secret_age"`
+}
+
+// AgentDecl declares an agent.
+type AgentDecl struct {
+	Name  string `yaml:"name"`
+	Team  string `yaml:"team"`
+	Owner string `yaml:"owner"`
+	// Attributes are free-form values for policy (e.g. queues).
+	Attributes map[string]any `yaml:"attributes"`
+}
+
+// Group maps a group of people to virtual servers.
+type Group struct {
+	Name    string   `yaml:"name"`
+	Servers []string `yaml:"servers"`
+}
+
+// Admin configures the admin API.
+type Admin struct {
+	// Token authenticates admin API calls ("Authorization: Bearer …").
+	// Use ${VAR}; empty disables the admin API.
+	Token Secret `yaml:"token"`
 }
 
 // Limits bounds request sizes.

@@ -43,6 +43,41 @@ func applyDefaults(c *Config) {
 	if c.Sessions.ReplayBuffer == 0 {
 		c.Sessions.ReplayBuffer = DefaultReplayBuffer
 	}
+	if c.Store.Driver == "" {
+		c.Store.Driver = "sqlite"
+	}
+	if c.Store.Driver == "sqlite" && c.Store.Path == "" {
+		c.Store.Path = "gatehouse-data/gatehouse.db"
+	}
+	if c.Vault.KEK == "" {
+		c.Vault.KEK = "file:gatehouse-data/kek"
+	}
+	id := &c.Identity
+	if id.Auth == "" {
+		id.Auth = "required"
+	}
+	if id.Issuer == "" {
+		id.Issuer = "http://" + c.Listen
+	}
+	id.Issuer = strings.TrimSuffix(id.Issuer, "/")
+	if id.TokenTTL == 0 {
+		id.TokenTTL = Duration(10 * time.Minute)
+	}
+	if id.SigningAlg == "" {
+		id.SigningAlg = "ES256"
+	}
+	if id.KeyRotation == 0 {
+		id.KeyRotation = Duration(24 * time.Hour)
+	}
+	if id.BootstrapUser == nil {
+		admin := "admin"
+		id.BootstrapUser = &admin
+	}
+	for _, t := range id.Teams {
+		if t != nil && t.MaxSecretAge == 0 {
+			t.MaxSecretAge = Duration(90 * 24 * time.Hour)
+		}
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -171,6 +206,7 @@ func (l *loader) validate(c *Config) {
 	for _, name := range sortedKeys(c.Upstreams) {
 		l.validateUpstream(name, c.Upstreams[name])
 	}
+	l.validateIdentity(c)
 	if len(c.Servers) == 0 {
 		l.addAt("servers", "no virtual servers: declare at least one under servers:")
 	}
@@ -338,5 +374,107 @@ func (l *loader) validateServer(c *Config, name string, s *Server) {
 			}
 			renamed[final] = src
 		}
+	}
+}
+
+func (l *loader) validateIdentity(c *Config) {
+	switch c.Store.Driver {
+	case "sqlite":
+		if c.Store.URL != "" {
+			l.addAt("store.url", "url applies to driver postgres; sqlite uses path")
+		}
+	case "postgres":
+		if c.Store.URL == "" {
+			l.addAt("store.url", "driver postgres needs url (e.g. ${GATEHOUSE_POSTGRES_URL})")
+		}
+	default:
+		l.addAt("store.driver", "unknown driver %q (sqlite, postgres)", c.Store.Driver)
+	}
+	for i, ref := range append([]string{c.Vault.KEK}, c.Vault.PreviousKEKs...) {
+		p := "vault.kek"
+		if i > 0 {
+			p = fmt.Sprintf("vault.previous_keks[%d]", i-1)
+		}
+		if !strings.HasPrefix(ref, "file:") && !strings.HasPrefix(ref, "env:") {
+			l.addAt(p, "key reference %q must be file:PATH or env:NAME", ref)
+		}
+	}
+	id := c.Identity
+	switch id.Auth {
+	case "required", "off":
+	default:
+		l.addAt("identity.auth", "unknown auth mode %q (required, off)", id.Auth)
+	}
+	if u, err := url.Parse(id.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		l.addAt("identity.issuer", "issuer %q must be an http(s) URL without query or fragment", id.Issuer)
+	}
+	if ttl := id.TokenTTL.Std(); ttl < time.Minute || ttl > time.Hour {
+		l.addAt("identity.token_ttl", "token lifetime %s must be between 1m and 1h (short-lived tokens: 5m to 15m is typical)", ttl)
+	}
+	switch id.SigningAlg {
+	case "ES256", "EdDSA":
+	default:
+		l.addAt("identity.signing_alg", "unknown signing algorithm %q (ES256, EdDSA)", id.SigningAlg)
+	}
+	if id.KeyRotation.Std() < time.Hour {
+		l.addAt("identity.key_rotation", "key rotation interval must be at least 1h")
+	}
+	checkServers := func(path string, servers []string) {
+		for j, s := range servers {
+			if s == "*" {
+				continue
+			}
+			if _, ok := c.Servers[s]; !ok {
+				l.addAt(fmt.Sprintf("%s[%d]", path, j), "unknown virtual server %q (declared: %s)", s, strings.Join(sortedKeys(c.Servers), ", "))
+			}
+		}
+	}
+	teams := map[string]int{}
+	for i, t := range id.Teams {
+		p := fmt.Sprintf("identity.teams[%d]", i)
+		if t == nil || t.Name == "" {
+			l.addAt(p, "a team needs a name")
+			continue
+		}
+		if !segmentRE.MatchString(t.Name) {
+			l.addAt(p+".name", "team name %q must be 1-64 characters of letters, digits, '_', '-' and '.'", t.Name)
+		}
+		if j, dup := teams[t.Name]; dup {
+			l.addAt(p+".name", "team %q is already declared at identity.teams[%d]", t.Name, j)
+		}
+		teams[t.Name] = i
+		checkServers(p+".servers", t.Servers)
+	}
+	agents := map[string]int{}
+	for i, a := range id.Agents {
+		p := fmt.Sprintf("identity.agents[%d]", i)
+		if a == nil || a.Name == "" {
+			l.addAt(p, "an agent needs a name")
+			continue
+		}
+		if !segmentRE.MatchString(a.Name) {
+			l.addAt(p+".name", "agent name %q must be 1-64 characters of letters, digits, '_', '-' and '.'", a.Name)
+		}
+		if j, dup := agents[a.Name]; dup {
+			l.addAt(p+".name", "agent %q is already declared at identity.agents[%d]", a.Name, j)
+		}
+		agents[a.Name] = i
+		if _, ok := teams[a.Team]; !ok {
+			l.addAt(p+".team", "unknown team %q: declare it under identity.teams", a.Team)
+		}
+		if a.Owner == "" {
+			l.addAt(p+".owner", "every agent needs an owning person (e.g. alice@example.com)")
+		}
+	}
+	for i, g := range id.Groups {
+		p := fmt.Sprintf("identity.groups[%d]", i)
+		if g == nil || g.Name == "" {
+			l.addAt(p, "a group needs a name")
+			continue
+		}
+		checkServers(p+".servers", g.Servers)
+	}
+	if tok := c.Admin.Token.Reveal(); tok != "" && len(tok) < 16 {
+		l.addAt("admin.token", "the admin token must be at least 16 characters")
 	}
 }
