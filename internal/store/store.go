@@ -130,8 +130,8 @@ type Agent struct {
 	Name       string // unique, human-chosen
 	ClientID   string // the OAuth client id
 	Team       string
-	Owner      string // the accountable human, e.g. alice@example.com
-	Status     string // AgentActive, AgentDisabled, AgentRevoked
+	Owner      string          // the accountable human, e.g. alice@example.com
+	Status     string          // AgentActive, AgentDisabled, AgentRevoked
 	Attributes json.RawMessage // JSON object for policy (queues, regions, …)
 	Source     string          // "api" or "config"
 	CreatedAt  time.Time
