@@ -29,6 +29,12 @@ type Sealer interface {
 	Open(sealed []byte, aad string) ([]byte, error)
 }
 
+// Rewrapper re-seals a blob under the current primary key-encryption key;
+// changed is false when it already was.
+type Rewrapper interface {
+	Rewrap(sealed []byte, aad string) (out []byte, changed bool, err error)
+}
+
 // KeyStore is the part of the store the key manager uses.
 type KeyStore interface {
 	AddSigningKey(ctx context.Context, k store.SigningKey) error
@@ -264,6 +270,35 @@ func (km *KeyManager) reload(ctx context.Context) error {
 
 // Reload is called when another replica changed the keys.
 func (km *KeyManager) Reload(ctx context.Context) error { return km.reload(ctx) }
+
+// Rewrap re-seals every signing key's private part under the primary
+// key-encryption key (step of a key-encryption key rotation). It returns
+// how many keys changed.
+func (km *KeyManager) Rewrap(ctx context.Context, rw Rewrapper) (int, error) {
+	recs, err := km.st.ListSigningKeys(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range recs {
+		out, changed, err := rw.Rewrap(r.Private, keyAAD+r.KID)
+		if err != nil {
+			return n, fmt.Errorf("re-sealing signing key %s: %w", r.KID, err)
+		}
+		if !changed {
+			continue
+		}
+		r.Private = out
+		if err := km.st.UpdateSigningKey(ctx, r); err != nil {
+			return n, err
+		}
+		n++
+	}
+	if n > 0 {
+		_ = km.st.Publish(ctx, store.Change{Kind: "signing_key"})
+	}
+	return n, km.reload(ctx)
+}
 
 // Maintain rotates the signing key on schedule and drops expired keys. It
 // is called periodically.

@@ -80,7 +80,8 @@ type Store interface {
 	// Signing keys for access tokens.
 	AddSigningKey(ctx context.Context, k SigningKey) error
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
-	// UpdateSigningKey replaces RetiresAt and ExpiresAt of k.KID.
+	// UpdateSigningKey replaces Private (re-sealed after a key-encryption
+	// key rotation), RetiresAt and ExpiresAt of k.KID.
 	UpdateSigningKey(ctx context.Context, k SigningKey) error
 	DeleteSigningKey(ctx context.Context, kid string) error
 

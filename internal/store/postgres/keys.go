@@ -34,10 +34,11 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error)
 		FROM signing_keys ORDER BY activate_at, kid`)
 }
 
-// UpdateSigningKey replaces RetiresAt and ExpiresAt of the key k.KID.
+// UpdateSigningKey replaces Private, RetiresAt and ExpiresAt of the key
+// k.KID.
 func (s *Store) UpdateSigningKey(ctx context.Context, k store.SigningKey) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE signing_keys SET retires_at = $1, expires_at = $2 WHERE kid = $3`,
-		ts(k.RetiresAt), ts(k.ExpiresAt), k.KID)
+	tag, err := s.pool.Exec(ctx, `UPDATE signing_keys SET private = $1, retires_at = $2, expires_at = $3 WHERE kid = $4`,
+		k.Private, ts(k.RetiresAt), ts(k.ExpiresAt), k.KID)
 	return mustAffect(tag, err, fmt.Sprintf("signing key %q", k.KID))
 }
 

@@ -38,10 +38,11 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error)
 	return out, wrap(rows.Err(), "listing signing keys")
 }
 
-// UpdateSigningKey replaces RetiresAt and ExpiresAt of the key k.KID.
+// UpdateSigningKey replaces Private, RetiresAt and ExpiresAt of the key
+// k.KID.
 func (s *Store) UpdateSigningKey(ctx context.Context, k store.SigningKey) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE signing_keys SET retires_at = ?, expires_at = ? WHERE kid = ?`,
-		millis(k.RetiresAt), millis(k.ExpiresAt), k.KID)
+	res, err := s.w.ExecContext(ctx, `UPDATE signing_keys SET private = ?, retires_at = ?, expires_at = ? WHERE kid = ?`,
+		k.Private, millis(k.RetiresAt), millis(k.ExpiresAt), k.KID)
 	return mustAffect(res, err, fmt.Sprintf("signing key %q", k.KID))
 }
 

@@ -42,13 +42,13 @@ func testSigningKeys(t *testing.T, s store.Store) {
 
 	wantErr(t, s.AddSigningKey(ctx(t), newKey("k2-current", time.Hour)), store.ErrConflict, "k2-current", "AddSigningKey twice")
 
-	// UpdateSigningKey replaces RetiresAt and ExpiresAt only.
+	// UpdateSigningKey replaces Private, RetiresAt and ExpiresAt only.
 	sent := current
 	sent.RetiresAt, sent.ExpiresAt = at(time.Hour), at(2*time.Hour)
 	sent.Alg, sent.Private, sent.PublicJWK, sent.CreatedAt, sent.ActivateAt = "ES256", []byte("other"), json.RawMessage(`{}`), at(time.Hour), at(72*time.Hour)
 	must(t, s.UpdateSigningKey(ctx(t), sent), "UpdateSigningKey")
 	want := current
-	want.RetiresAt, want.ExpiresAt = at(time.Hour), at(2*time.Hour)
+	want.Private, want.RetiresAt, want.ExpiresAt = []byte("other"), at(time.Hour), at(2*time.Hour)
 	keys, err = s.ListSigningKeys(ctx(t))
 	must(t, err, "ListSigningKeys after update")
 	same(t, keys, []store.SigningKey{old, want, next}, "keys after UpdateSigningKey")
