@@ -46,6 +46,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	defaultIssuer := cfg.Identity.Issuer == "http://"+cfg.Listen
 	if opts.Listen != "" {
 		cfg.Listen = opts.Listen
 	}
@@ -56,13 +57,48 @@ func Run(ctx context.Context, opts Options) error {
 	level.Set(cfg.Log.SlogLevel())
 	log := newLogger(opts.LogOutput, cfg.Log.Format, level)
 
-	gw, err := gateway.New(cfg, gateway.Options{Logger: log})
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	defer ln.Close()
+	if defaultIssuer {
+		// The default issuer is the address actually listened on (a port
+		// given as 0 or overridden with --listen).
+		cfg.Identity.Issuer = "http://" + ln.Addr().String()
+	}
+
+	mux := http.NewServeMux()
+	var servers func() []string
+	var ids *identitySystem
+	gwOpts := gateway.Options{Logger: log}
+	if needsIdentity(cfg) {
+		ids, err = startIdentity(ctx, cfg, mux, func() []string { return servers() }, log)
+		if err != nil {
+			return err
+		}
+		defer ids.close()
+		gwOpts.Secrets = ids.vault
+	}
+	gw, err := gateway.New(cfg, gwOpts)
 	if err != nil {
 		return err
 	}
-	h := mcp.NewHandler(gw, log)
+	servers = func() []string {
+		names := make([]string, 0, len(gw.Config().Servers))
+		for name := range gw.Config().Servers {
+			names = append(names, name)
+		}
+		return names
+	}
+	hopts := mcp.Options{Logger: log, Issuer: cfg.Identity.Issuer}
+	if cfg.Identity.Auth == "required" {
+		hopts.Auth = ids.authn
+	} else {
+		log.Warn("authentication is OFF (identity.auth: off): anyone who can reach the gateway can use every virtual server")
+	}
+	h := mcp.NewHandlerWith(gw, hopts)
 
-	mux := http.NewServeMux()
 	mux.Handle("/mcp/", h)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -76,11 +112,6 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	})
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		_ = gw.Close(context.Background())
-		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
-	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -127,7 +158,7 @@ func Run(ctx context.Context, opts Options) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		watchReload(reloadCtx, opts.ConfigPath, cfg.Listen, gw, level, log, hup, events)
+		watchReload(reloadCtx, opts.ConfigPath, cfg.Listen, gw, ids, level, log, hup, events)
 	}()
 	if opts.Ready != nil {
 		opts.Ready <- ln.Addr().String()
@@ -164,7 +195,7 @@ func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 // watchReload reloads the configuration on SIGHUP and when the file
 // changes. An invalid new configuration is logged with every problem and
 // the running one stays.
-func watchReload(ctx context.Context, path, listen string, gw *gateway.Gateway, level *slog.LevelVar, log *slog.Logger, hup <-chan os.Signal, events <-chan fsnotify.Event) {
+func watchReload(ctx context.Context, path, listen string, gw *gateway.Gateway, ids *identitySystem, level *slog.LevelVar, log *slog.Logger, hup <-chan os.Signal, events <-chan fsnotify.Event) {
 	abs, _ := filepath.Abs(path)
 	var debounce <-chan time.Time
 	reload := func(why string) {
@@ -176,6 +207,19 @@ func watchReload(ctx context.Context, path, listen string, gw *gateway.Gateway, 
 		if cfg.Listen != listen {
 			log.Warn("listen address changes need a restart; keeping the old one", "configured", cfg.Listen, "in_use", listen)
 			cfg.Listen = listen
+		}
+		old := gw.Config()
+		if cfg.Identity.Auth != old.Identity.Auth || cfg.Store != old.Store || needsIdentity(cfg) != (ids != nil) {
+			log.Error("configuration rejected; keeping the running one", "reason", why,
+				"errors", "changes to identity.auth, store or enabling the store need a restart")
+			return
+		}
+		cfg.Identity.Issuer = old.Identity.Issuer
+		if ids != nil {
+			if err := ids.apply(ctx, cfg); err != nil {
+				log.Error("configuration rejected; keeping the running one", "reason", why, "errors", err.Error())
+				return
+			}
 		}
 		if err := gw.Apply(cfg); err != nil {
 			log.Error("applying configuration", "error", err)

@@ -32,6 +32,8 @@ func (s *syncBuffer) String() string {
 }
 
 const configA = `
+identity: {auth: "off"}
+admin: {disabled: true}
 upstreams:
   web: {url: "http://127.0.0.1:9/mcp"}
 servers:

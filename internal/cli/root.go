@@ -34,6 +34,11 @@ func Main(args []string) int {
 		newValidateCmd(),
 		newDemoServerCmd(),
 		newBenchCmd(),
+		newAgentCmd(),
+		newTeamCmd(),
+		newUserCmd(),
+		newVaultCmd(),
+		newKeysCmd(),
 	)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {

@@ -132,11 +132,18 @@ type Group struct {
 	Servers []string `yaml:"servers"`
 }
 
-// Admin configures the admin API.
+// Admin configures the admin API (/admin/v1), which the gatehouse
+// management commands use.
 type Admin struct {
-	// Token authenticates admin API calls ("Authorization: Bearer …").
-	// Use ${VAR}; empty disables the admin API.
+	// Token authenticates admin API calls ("Authorization: Bearer …"); use
+	// ${VAR}. When empty, the token is read from TokenFile.
 	Token Secret `yaml:"token"`
+	// TokenFile holds the admin token; created with a random token on first
+	// start when missing (default gatehouse-data/admin-token). The CLI reads
+	// the same default file when GATEHOUSE_ADMIN_TOKEN is not set.
+	TokenFile string `yaml:"token_file"`
+	// Disabled turns the admin API off.
+	Disabled bool `yaml:"disabled"`
 }
 
 // Limits bounds request sizes.
@@ -203,11 +210,30 @@ type Upstream struct {
 	// transport) or "auto" (default: try Streamable HTTP, fall back to SSE).
 	Transport string `yaml:"transport"`
 	// Headers are sent with every request to the upstream. Values may use
-	// ${VAR}; they are secrets and never logged.
+	// ${VAR} and {{vault:NAME}}; they are secrets and never logged.
 	Headers map[string]Secret `yaml:"headers"`
+	// Auth injects an upstream credential from the vault on every request
+	// (HTTP) or into the environment (stdio: as the variable named by
+	// Env). The agent's own token is never forwarded.
+	Auth *UpstreamAuth `yaml:"auth"`
 
 	// Timeouts bound waits on this upstream.
 	Timeouts Timeouts `yaml:"timeouts"`
+}
+
+// UpstreamAuth is a credential the gateway adds on the way out.
+type UpstreamAuth struct {
+	// Type is "bearer" (Authorization: Bearer <secret>) or "header" (the
+	// secret as the value of Header).
+	Type string `yaml:"type"`
+	// Secret references the vault entry: "vault:NAME". The calling agent's
+	// own entry NAME is used when it has one, else the shared entry.
+	Secret string `yaml:"secret"`
+	// Header names the header for type "header" (e.g. X-API-Key).
+	Header string `yaml:"header"`
+	// Env names the environment variable that receives the secret for a
+	// stdio upstream (type is then ignored).
+	Env string `yaml:"env"`
 }
 
 // Timeouts bound how long the gateway waits for an upstream.

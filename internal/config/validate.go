@@ -49,6 +49,9 @@ func applyDefaults(c *Config) {
 	if c.Store.Driver == "sqlite" && c.Store.Path == "" {
 		c.Store.Path = "gatehouse-data/gatehouse.db"
 	}
+	if c.Admin.TokenFile == "" {
+		c.Admin.TokenFile = "gatehouse-data/admin-token"
+	}
 	if c.Vault.KEK == "" {
 		c.Vault.KEK = "file:gatehouse-data/kek"
 	}
@@ -284,6 +287,26 @@ func (l *loader) validateUpstream(name string, u *Upstream) {
 	}
 	if u.URL != "" && u.Sharing != "" {
 		l.addAt(p+".sharing", "sharing applies only to stdio upstreams (HTTP upstreams always get one upstream session per client session)")
+	}
+	if a := u.Auth; a != nil {
+		if !strings.HasPrefix(a.Secret, "vault:") || len(a.Secret) == len("vault:") {
+			l.addAt(p+".auth.secret", "secret must reference the vault: vault:NAME")
+		}
+		if u.IsStdio() {
+			if !envName.MatchString(a.Env) {
+				l.addAt(p+".auth.env", "a stdio upstream receives its credential in an environment variable: set env (e.g. GITHUB_TOKEN)")
+			}
+		} else {
+			switch a.Type {
+			case "bearer":
+			case "header":
+				if !validHeaderName(a.Header) {
+					l.addAt(p+".auth.header", "type header needs a header name (e.g. X-API-Key)")
+				}
+			default:
+				l.addAt(p+".auth.type", "unknown auth type %q (bearer, header)", a.Type)
+			}
+		}
 	}
 	switch u.Start {
 	case "on_demand", "at_startup":

@@ -229,7 +229,11 @@ func (e *entry) connectLegacy(ctx context.Context) (*upstream.Client, error) {
 		// clients, which cannot receive server→client requests.
 		caps = []byte(`{}`)
 	}
-	c, err := upstream.Connect(ctx, e.target(), opts, upstream.LatestLegacyVersion, caps)
+	t, err := e.target(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	c, err := upstream.Connect(ctx, t, opts, upstream.LatestLegacyVersion, caps)
 	if err != nil {
 		return nil, err
 	}
@@ -242,22 +246,81 @@ func (e *entry) connectLegacy(ctx context.Context) (*upstream.Client, error) {
 	return c, nil
 }
 
-func (e *entry) target() upstream.Target {
+// target says how to reach the upstream on behalf of agent ("" for the
+// gateway's shared connections): configured headers and environment with
+// their {{vault:NAME}} references resolved, and the upstream auth
+// credential added. Secrets are resolved at connect time and never logged.
+func (e *entry) target(ctx context.Context, agent string) (upstream.Target, error) {
+	expand := func(v string) (string, error) {
+		if !strings.Contains(v, "{{") {
+			return v, nil
+		}
+		if e.g.secrets == nil {
+			return "", errors.New("the configuration references the vault, but no vault is configured")
+		}
+		return e.g.secrets.Expand(ctx, v, agent)
+	}
+	var secret string
+	if a := e.cfg.Auth; a != nil {
+		v, err := expand("{{" + a.Secret + "}}")
+		if err != nil {
+			return upstream.Target{}, fmt.Errorf("upstream credential %s: %w", a.Secret, err)
+		}
+		secret = v
+	}
 	t := upstream.Target{Transport: e.cfg.Transport}
 	if e.cfg.IsStdio() {
-		env := make(map[string]string, len(e.cfg.Env))
+		env := make(map[string]string, len(e.cfg.Env)+1)
 		for k, v := range e.cfg.Env {
-			env[k] = v.Reveal()
+			x, err := expand(v.Reveal())
+			if err != nil {
+				return upstream.Target{}, fmt.Errorf("env %s: %w", k, err)
+			}
+			env[k] = x
+		}
+		if a := e.cfg.Auth; a != nil {
+			env[a.Env] = secret
 		}
 		t.Stdio = &upstream.StdioConfig{Command: e.cfg.Command, Args: e.cfg.Args, Env: env, Dir: e.cfg.Dir}
-	} else {
-		h := make(map[string]string, len(e.cfg.Headers))
-		for k, v := range e.cfg.Headers {
-			h[k] = v.Reveal()
-		}
-		t.HTTP = &upstream.HTTPConfig{URL: e.cfg.URL, Headers: h, Client: e.g.httpClient}
+		return t, nil
 	}
-	return t
+	h := make(map[string]string, len(e.cfg.Headers)+1)
+	for k, v := range e.cfg.Headers {
+		x, err := expand(v.Reveal())
+		if err != nil {
+			return upstream.Target{}, fmt.Errorf("header %s: %w", k, err)
+		}
+		h[k] = x
+	}
+	if a := e.cfg.Auth; a != nil {
+		switch a.Type {
+		case "header":
+			h[a.Header] = secret
+		default:
+			h["Authorization"] = "Bearer " + secret
+		}
+	}
+	t.HTTP = &upstream.HTTPConfig{URL: e.cfg.URL, Headers: h, Client: e.g.httpClient}
+	return t, nil
+}
+
+// perAgentCredentials reports whether the upstream's credentials may
+// differ per agent (they reference the vault).
+func (e *entry) perAgentCredentials() bool {
+	if e.cfg.Auth != nil {
+		return true
+	}
+	for _, v := range e.cfg.Headers {
+		if strings.Contains(v.Reveal(), "{{vault:") {
+			return true
+		}
+	}
+	for _, v := range e.cfg.Env {
+		if strings.Contains(v.Reveal(), "{{vault:") {
+			return true
+		}
+	}
+	return false
 }
 
 // onLegacyClose schedules a restart with backoff when the legacy

@@ -64,6 +64,13 @@ type Gateway struct {
 	closed    bool
 
 	httpClient *http.Client
+	secrets    SecretResolver
+}
+
+// SecretResolver expands {{vault:NAME}} references in upstream headers and
+// environment for an agent ("" for shared connections).
+type SecretResolver interface {
+	Expand(ctx context.Context, template, agent string) (string, error)
 }
 
 // Options configure a Gateway.
@@ -71,6 +78,8 @@ type Options struct {
 	Logger *slog.Logger
 	// HTTPClient is used for HTTP upstreams; nil means a tuned default.
 	HTTPClient *http.Client
+	// Secrets resolves vault references; nil when no vault is configured.
+	Secrets SecretResolver
 }
 
 // New builds a gateway from a validated configuration and starts the
@@ -86,7 +95,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		tr.IdleConnTimeout = 90 * time.Second
 		opts.HTTPClient = &http.Client{Transport: tr}
 	}
-	g := &Gateway{log: opts.Logger, entries: map[string]*entry{}, httpClient: opts.HTTPClient}
+	g := &Gateway{log: opts.Logger, entries: map[string]*entry{}, httpClient: opts.HTTPClient, secrets: opts.Secrets}
 	if err := g.Apply(cfg); err != nil {
 		return nil, err
 	}

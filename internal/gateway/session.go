@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 
+	"gatehouse/internal/identity"
 	"gatehouse/internal/jsonrpc"
 	"gatehouse/internal/upstream"
 )
@@ -19,7 +20,8 @@ import (
 // with HTTP upstreams, attaches to shared stdio upstreams, and maps ids of
 // server→client requests. It is safe for concurrent use.
 type Session struct {
-	g       *Gateway
+	g         *Gateway
+	principal *identity.Principal
 	vsName  string
 	id      string
 	log     *slog.Logger
@@ -90,6 +92,8 @@ type clientCaps struct {
 type SessionInfo struct {
 	ID  string // the transport's session id, for logs
 	Out Outbound
+	// Principal is who opened the session (nil without authentication).
+	Principal *identity.Principal
 }
 
 // Initialize starts a session for the initialize request m on virtual
@@ -110,7 +114,7 @@ func (g *Gateway) Initialize(ctx context.Context, vsName string, m *jsonrpc.Mess
 		return nil, nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "initialize needs params with protocolVersion, capabilities and clientInfo")
 	}
 	s := &Session{
-		g: g, vsName: vsName, id: info.ID, out: info.Out,
+		g: g, vsName: vsName, id: info.ID, out: info.Out, principal: info.Principal,
 		version:  NegotiateLegacy(p.ProtocolVersion),
 		capsRaw:  p.Capabilities,
 		links:    map[*entry]*upstream.Client{},
@@ -168,6 +172,18 @@ func NegotiateLegacy(requested string) string {
 	}
 	return LegacyVersions[0]
 }
+
+// agentID is the agent the session acts for ("" for people and without
+// authentication): per-agent upstream credentials are looked up with it.
+func (s *Session) agentID() string {
+	if s.principal != nil {
+		return s.principal.AgentID
+	}
+	return ""
+}
+
+// Principal returns who opened the session (nil without authentication).
+func (s *Session) Principal() *identity.Principal { return s.principal }
 
 // Version returns the negotiated protocol revision.
 func (s *Session) Version() string { return s.version }
@@ -230,7 +246,11 @@ func (s *Session) client(ctx context.Context, e *entry) (*upstream.Client, error
 			Name: e.name, Logger: s.g.log, MaxMessageBytes: e.maxMsg,
 			Handler: func(m *jsonrpc.Message, related *upstream.Call) { s.fromUpstream(e, m, related) },
 		}
-		c, err := upstream.Connect(ctx, e.target(), opts, s.version, s.capsRaw)
+		var c *upstream.Client
+		t, err := e.target(ctx, s.agentID())
+		if err == nil {
+			c, err = upstream.Connect(ctx, t, opts, s.version, s.capsRaw)
+		}
 
 		s.mu.Lock()
 		delete(s.dialing, e)

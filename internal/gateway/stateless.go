@@ -152,8 +152,12 @@ func (e *entry) statelessClient(ctx context.Context) (*upstream.Client, error) {
 		return e.sharedClient(ctx)
 	}
 	if !e.stdio {
-		return e.get(ctx, &e.modern, func(context.Context) (*upstream.Client, error) {
-			return upstream.NewStatelessHTTP(*e.target().HTTP, e.modernOptions()), nil
+		return e.get(ctx, &e.modern, func(ctx context.Context) (*upstream.Client, error) {
+			t, err := e.target(ctx, "")
+			if err != nil {
+				return nil, err
+			}
+			return upstream.NewStatelessHTTP(*t.HTTP, e.modernOptions()), nil
 		})
 	}
 	return e.get(ctx, &e.modern, e.connectModernStdio)
@@ -194,7 +198,11 @@ func (e *entry) probe(ctx context.Context) error {
 			return &UnavailableError{e.name, err.Error()}
 		}
 	} else {
-		c = upstream.NewStatelessHTTP(*e.target().HTTP, e.modernOptions())
+		t, err := e.target(ctx, "")
+		if err != nil {
+			return &UnavailableError{e.name, err.Error()}
+		}
+		c = upstream.NewStatelessHTTP(*t.HTTP, e.modernOptions())
 	}
 	pctx, cancel := context.WithTimeout(ctx, e.cfg.Timeouts.Connect.Std())
 	defer cancel()
@@ -270,7 +278,11 @@ func (e *entry) connectModernStdio(ctx context.Context) (*upstream.Client, error
 }
 
 func (e *entry) startStdio(opts upstream.Options) (*upstream.Client, error) {
-	return upstream.StartStdio(*e.target().Stdio, opts)
+	t, err := e.target(context.Background(), "")
+	if err != nil {
+		return nil, err
+	}
+	return upstream.StartStdio(*t.Stdio, opts)
 }
 
 // handleModern receives messages on the modern slot: those of a call go

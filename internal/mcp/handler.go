@@ -32,6 +32,8 @@ import (
 type Handler struct {
 	gw       *gateway.Gateway
 	log      *slog.Logger
+	auth     Authenticator
+	issuer   string
 	sessions *registry
 
 	stopSweep chan struct{}
@@ -40,10 +42,26 @@ type Handler struct {
 
 // NewHandler returns a handler serving the gateway's virtual servers.
 func NewHandler(gw *gateway.Gateway, log *slog.Logger) *Handler {
-	if log == nil {
-		log = slog.Default()
+	return NewHandlerWith(gw, Options{Logger: log})
+}
+
+// Options configure a Handler.
+type Options struct {
+	Logger *slog.Logger
+	// Auth authenticates every request; nil serves without authentication.
+	Auth Authenticator
+	// Issuer is the gateway's public base URL (resource URLs and metadata
+	// links are built from it).
+	Issuer string
+}
+
+// NewHandlerWith returns a handler with options.
+func NewHandlerWith(gw *gateway.Gateway, opts Options) *Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
-	h := &Handler{gw: gw, log: log, sessions: newRegistry(), stopSweep: make(chan struct{})}
+	h := &Handler{gw: gw, log: opts.Logger, auth: opts.Auth, issuer: strings.TrimSuffix(opts.Issuer, "/"),
+		sessions: newRegistry(), stopSweep: make(chan struct{})}
 	go h.sweep()
 	return h
 }
@@ -98,6 +116,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, ok := h.gw.Server(server); !ok || server == "" {
 		writeError(w, http.StatusNotFound, nil, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "no virtual server named "+strconv.Quote(server)))
+		return
+	}
+	r, ok = h.authenticate(w, r, server)
+	if !ok {
 		return
 	}
 	switch {
@@ -290,7 +312,8 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, server stri
 		return
 	}
 	s := newSession(server, false, cfg.Sessions.ReplayBuffer)
-	gs, result, err := h.gw.Initialize(r.Context(), server, m, gateway.SessionInfo{ID: s.id, Out: s})
+	s.owner = owner(r)
+	gs, result, err := h.gw.Initialize(r.Context(), server, m, gateway.SessionInfo{ID: s.id, Out: s, Principal: principalOf(r)})
 	if err != nil {
 		writeError(w, http.StatusBadRequest, m.ID, jsonrpc.FromError(err))
 		return
@@ -306,7 +329,9 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, server stri
 // postSession serves a POST within a stateful session.
 func (h *Handler) postSession(w http.ResponseWriter, r *http.Request, sid string, body []byte) {
 	s := h.sessions.get(sid)
-	if s == nil || s.legacy {
+	// A session belongs to the identity that opened it: anyone else
+	// presenting its id is told it does not exist.
+	if s == nil || s.legacy || s.owner != owner(r) {
 		writeError(w, http.StatusNotFound, nil, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "session not found (it ended or never existed); initialize a new one"))
 		return
 	}
@@ -449,7 +474,9 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, server string) {
 		return
 	}
 	s := h.sessions.get(sid)
-	if s == nil || s.legacy {
+	// A session belongs to the identity that opened it: anyone else
+	// presenting its id is told it does not exist.
+	if s == nil || s.legacy || s.owner != owner(r) {
 		writeError(w, http.StatusNotFound, nil, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "session not found"))
 		return
 	}
@@ -501,7 +528,9 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := h.sessions.get(sid)
-	if s == nil || s.legacy {
+	// A session belongs to the identity that opened it: anyone else
+	// presenting its id is told it does not exist.
+	if s == nil || s.legacy || s.owner != owner(r) {
 		writeError(w, http.StatusNotFound, nil, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "session not found"))
 		return
 	}

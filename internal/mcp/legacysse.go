@@ -19,6 +19,7 @@ func (h *Handler) legacyOpen(w http.ResponseWriter, r *http.Request, server stri
 		return
 	}
 	s := newSession(server, true, cfg.Sessions.ReplayBuffer)
+	s.owner = owner(r)
 	h.sessions.add(s)
 	defer h.endSession(s)
 	s.standalone.attach()
@@ -42,7 +43,7 @@ func (h *Handler) legacyOpen(w http.ResponseWriter, r *http.Request, server stri
 // once; responses travel on the session's event stream.
 func (h *Handler) legacyPost(w http.ResponseWriter, r *http.Request, server string) {
 	s := h.sessions.get(r.URL.Query().Get("sessionId"))
-	if s == nil || !s.legacy || s.server != server {
+	if s == nil || !s.legacy || s.server != server || s.owner != owner(r) {
 		writeError(w, http.StatusNotFound, nil, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "session not found"))
 		return
 	}
@@ -67,7 +68,7 @@ func (h *Handler) legacyPost(w http.ResponseWriter, r *http.Request, server stri
 		default:
 		}
 		go func() {
-			gs, result, err := h.gw.Initialize(contextWithoutCancel(r.Context()), server, m, gateway.SessionInfo{ID: s.id, Out: s})
+			gs, result, err := h.gw.Initialize(contextWithoutCancel(r.Context()), server, m, gateway.SessionInfo{ID: s.id, Out: s, Principal: principalOf(r)})
 			if err != nil {
 				_ = out.Reply(jsonrpc.ErrorResponse(m.ID, jsonrpc.FromError(err)))
 				return

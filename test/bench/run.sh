@@ -43,6 +43,8 @@ servers:
     upstreams:
       - upstream: echo
         prefix: ""
+identity: {auth: "off"}
+admin: {disabled: true}
 YAML
 "$gh" serve --config "$tmp/bench.yaml" --listen "$gw_addr" >"$tmp/gw.log" 2>&1 &
 gw_pid=$!
