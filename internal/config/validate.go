@@ -139,6 +139,10 @@ func (l *loader) expand(s, path string, lookup func(string) (string, bool)) stri
 }
 
 func (l *loader) expandEnv(c *Config, lookup func(string) (string, bool)) {
+	c.Store.URL = Secret(l.expand(string(c.Store.URL), "store.url", lookup))
+	c.Store.Path = l.expand(c.Store.Path, "store.path", lookup)
+	c.Admin.Token = Secret(l.expand(string(c.Admin.Token), "admin.token", lookup))
+	c.Identity.Issuer = l.expand(c.Identity.Issuer, "identity.issuer", lookup)
 	for name, u := range c.Upstreams {
 		if u == nil {
 			continue

@@ -1,0 +1,232 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"gatehouse/internal/vault"
+)
+
+// postgresURL returns the test server's URL, or skips (fails under CI).
+func postgresURL(t *testing.T) string {
+	t.Helper()
+	u := os.Getenv("GATEHOUSE_TEST_POSTGRES")
+	if u == "" {
+		if os.Getenv("GATEHOUSE_CI") == "1" {
+			t.Fatal("GATEHOUSE_TEST_POSTGRES is not set, and CI must not skip PostgreSQL tests")
+		}
+		t.Skip("GATEHOUSE_TEST_POSTGRES not set: PostgreSQL tests need a server")
+	}
+	return u
+}
+
+// freshDatabase creates an empty database for one test and drops it after.
+func freshDatabase(t *testing.T, base string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connecting to PostgreSQL: %v", err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "gatehouse_e2e_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err == nil {
+			_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	})
+	u, _ := url.Parse(base)
+	u.Path = "/" + name
+	return u.String()
+}
+
+// replica is one `gatehouse serve` process.
+type replica struct {
+	addr string
+	cmd  *exec.Cmd
+}
+
+var listenRE = regexp.MustCompile(`gatehouse listening" addr=http://([0-9.:]+)`)
+
+// startReplica runs the gatehouse binary with cfg and returns its address.
+func startReplica(t *testing.T, cfgPath string, env []string) *replica {
+	t.Helper()
+	cmd := exec.Command(gatehouseBin, "serve", "--config", cfgPath, "--listen", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = filepath.Dir(cfgPath)
+	out, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+	addr := make(chan string, 1)
+	var log strings.Builder
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			log.WriteString(line + "\n")
+			if m := listenRE.FindStringSubmatch(line); m != nil {
+				select {
+				case addr <- m[1]:
+				default:
+				}
+			}
+		}
+		close(addr)
+	}()
+	select {
+	case a, ok := <-addr:
+		if !ok {
+			t.Fatalf("gatehouse exited before listening:\n%s", log.String())
+		}
+		return &replica{addr: a, cmd: cmd}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("gatehouse did not start:\n%s", log.String())
+	}
+	return nil
+}
+
+func postJSON(t *testing.T, url, token, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// TestRevocationAcrossReplicas runs two gateway processes on one
+// PostgreSQL database: an agent revoked through one is refused by the
+// other, with a token the other had already accepted and cached, within
+// moments — the change travels by LISTEN/NOTIFY, not at token expiry.
+func TestRevocationAcrossReplicas(t *testing.T) {
+	db := freshDatabase(t, postgresURL(t))
+	kek, err := vault.GenerateKEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	const issuer = "http://gateway.test"
+	cfg := render(t, `
+upstreams:
+  crm: {command: "{{gatehouse}}", args: [demo-server, crm]}
+servers:
+  crm: {upstreams: [{upstream: crm, prefix: ""}]}
+store: {driver: postgres, url: "${E2E_DB}"}
+vault: {kek: "env:E2E_KEK"}
+admin: {token: "${E2E_ADMIN}"}
+identity:
+  issuer: `+issuer+`
+  bootstrap_user: ""
+  teams: [{name: ops, servers: [crm]}]
+`)
+	path := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adminTok := "e2e-admin-token-0123456789"
+	env := []string{"E2E_DB=" + db, "E2E_KEK=" + kek, "E2E_ADMIN=" + adminTok}
+	a := startReplica(t, path, env)
+	b := startReplica(t, path, env)
+
+	// Create an agent on A and get a token from A.
+	st, body := postJSON(t, "http://"+a.addr+"/admin/v1/agents", adminTok, `{"name":"ops-bot","team":"ops","owner":"ops@example.com"}`)
+	if st != http.StatusCreated {
+		t.Fatalf("creating the agent: %d %s", st, body)
+	}
+	var created struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal(body, &created); err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"grant_type": {"client_credentials"}, "resource": {issuer + "/mcp/crm"}}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+a.addr+"/oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(created.ClientID, created.ClientSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if tok.AccessToken == "" {
+		t.Fatalf("no token: %d", resp.StatusCode)
+	}
+
+	initialize := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}`
+	// B accepts (and caches) the token A issued: same keys, same store.
+	eventually(t, "replica B to accept the token", func() error {
+		if st, body := postJSON(t, "http://"+b.addr+"/mcp/crm", tok.AccessToken, initialize); st != http.StatusOK {
+			return fmt.Errorf("status %d: %s", st, body)
+		}
+		return nil
+	})
+
+	// Revoke on A; B must refuse the same token soon after.
+	if st, body := postJSON(t, "http://"+a.addr+"/admin/v1/agents/ops-bot/revoke", adminTok, `{}`); st != http.StatusOK {
+		t.Fatalf("revoking: %d %s", st, body)
+	}
+	revoked := time.Now()
+	var last string
+	eventually(t, "replica B to refuse the revoked agent", func() error {
+		st, body := postJSON(t, "http://"+b.addr+"/mcp/crm", tok.AccessToken, initialize)
+		last = string(body)
+		if st != http.StatusUnauthorized {
+			return fmt.Errorf("status %d", st)
+		}
+		return nil
+	})
+	t.Logf("replica B refused the revoked agent %s after the revocation on A", time.Since(revoked).Round(time.Microsecond))
+	if !strings.Contains(last, "revoked") {
+		t.Fatalf("refusal does not say why: %s", last)
+	}
+}
