@@ -168,6 +168,24 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 	e.assertNotLogged(t, alicePW, code, verifier, tok.AccessToken, tok.RefreshToken, tok2.AccessToken, tok2.RefreshToken, f.Fields.Get("form_token"))
 }
 
+// TestScopeNamesResource: a client that sends no resource but exactly one
+// server's scope gets a token for that server.
+func TestScopeNamesResource(t *testing.T) {
+	e := newEnv(t)
+	redirect := "http://127.0.0.1:7000/cb"
+	id := registerClient(t, e, `{"redirect_uris":["`+redirect+`"],"token_endpoint_auth_method":"none"}`)["client_id"].(string)
+	verifier, challenge := pkce()
+	loc := login(t, e, e.authorizeURL(id, redirect, challenge, "", "s", "scope", "mcp:support"), "alice", alicePW)
+	tok, te := e.postToken(t, url.Values{"grant_type": {"authorization_code"}, "client_id": {id}, "code": {loc.Query().Get("code")},
+		"code_verifier": {verifier}, "redirect_uri": {redirect}}, "", "")
+	if te != nil {
+		t.Fatal(te)
+	}
+	if _, aerr := e.authenticate(tok["access_token"].(string), "support"); aerr != nil {
+		t.Fatal(aerr)
+	}
+}
+
 func TestConfidentialClientFlow(t *testing.T) {
 	e := newEnv(t)
 	redirect := "http://127.0.0.1:8765/cb"

@@ -246,7 +246,13 @@ func (s *Server) parseAuthRequest(ctx context.Context, q url.Values) (*authReque
 	resources := q["resource"]
 	switch len(resources) {
 	case 0:
-		return req, redirectProblem(newError(errInvalidTarget, "resource is missing: send the URL of the MCP server (%s)", ResourceURL(s.cfg.Issuer, "{server}")))
+		// Clients of the 2025-03-26 revision send no resource; one that
+		// asks for exactly one server's scope names its server that way.
+		name, ok := s.serverForScope(req.Scope)
+		if !ok {
+			return req, redirectProblem(newError(errInvalidTarget, "resource is missing: send the URL of the MCP server (%s)", ResourceURL(s.cfg.Issuer, "{server}")))
+		}
+		resources = []string{ResourceURL(s.cfg.Issuer, name)}
 	case 1:
 	default:
 		return req, redirectProblem(newError(errInvalidTarget, "send one resource per authorization request"))

@@ -59,6 +59,7 @@ func TestAuthorizeRequestErrors(t *testing.T) {
 		{"no code_challenge", base("code_challenge", ""), "invalid_request", "code_challenge is missing"},
 		{"malformed code_challenge", base("code_challenge", "abc"), "invalid_request", "not a base64url SHA-256"},
 		{"missing resource", e.authorizeURL(id, redirect, challenge, "", "st"), "invalid_target", "resource is missing"},
+		{"missing resource, two scopes", e.authorizeURL(id, redirect, challenge, "", "st", "scope", "mcp:support mcp:crm"), "invalid_target", "resource is missing"},
 		{"unknown resource", base("resource", e.resource("nosuch")), "invalid_target", "not a virtual server"},
 		{"foreign resource", base("resource", "https://other.example.com/mcp/support"), "invalid_target", "not a virtual server"},
 		{"two resources", base() + "&resource=" + url.QueryEscape(e.resource("crm")), "invalid_target", "one resource"},

@@ -119,7 +119,7 @@ func (s *Server) resolveDocument(ctx context.Context, id string) (*client, *oaut
 	if e != nil {
 		ttl = failedDocTTL
 		s.log.Warn("client metadata document refused", "client_id", id, "error", e)
-	} else if err := s.recordDocument(ctx, id, c); err != nil {
+	} else if err := s.recordDocument(context.WithoutCancel(ctx), id, c); err != nil {
 		e = serverError(err)
 		ttl = 0
 	}

@@ -36,6 +36,9 @@ type credentials struct {
 	clientID  string
 	secret    string
 	assertion string
+	// header is set when the client used the Authorization header: a
+	// failure then answers WWW-Authenticate (RFC 6749 §5.2).
+	header bool
 }
 
 // clientCredentialsOf extracts the client authentication of a token request;
@@ -53,7 +56,7 @@ func clientCredentialsOf(r *http.Request, form url.Values) (credentials, *oauthE
 			e.basic = true
 			return c, e
 		}
-		c = credentials{method: authSecretBasic, clientID: id, secret: secret}
+		c = credentials{method: authSecretBasic, clientID: id, secret: secret, header: true}
 		if secret == "" {
 			// An empty password identifies a public client (some libraries
 			// send one); it authenticates nothing.
@@ -85,7 +88,7 @@ func clientCredentialsOf(r *http.Request, form url.Values) (credentials, *oauthE
 		c = credentials{method: authPrivateKeyJWT, clientID: formID, assertion: a}
 	}
 	if methods > 1 {
-		return c, newError(errInvalidRequest, "more than one client authentication method used; use exactly one")
+		return credentials{}, newError(errInvalidRequest, "more than one client authentication method used; use exactly one")
 	}
 	if methods == 0 {
 		if formID == "" {
@@ -101,7 +104,7 @@ func clientCredentialsOf(r *http.Request, form url.Values) (credentials, *oauthE
 // only names itself.
 func (s *Server) authenticateClient(ctx context.Context, cr credentials) (*client, *oauthError) {
 	c, e := s.authenticate(ctx, cr)
-	if e != nil && e.Code == errInvalidClient && cr.method == authSecretBasic {
+	if e != nil && e.Code == errInvalidClient && cr.header {
 		e.basic = true
 	}
 	return c, e

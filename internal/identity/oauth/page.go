@@ -28,7 +28,6 @@ type page struct {
 
 	// Login page.
 	ClientName   string
-	ClientID     string
 	ClientHost   string // host of a metadata document client_id
 	Agent        string // the agent the user will drive, if any
 	Server       string
@@ -47,8 +46,8 @@ type hiddenField struct{ Name, Value string }
 func (s *Server) loginPage(req *authRequest, token, errMsg string) page {
 	p := page{
 		Kind: pageLogin, Title: "Sign in to Gatehouse",
-		ClientName: req.client.displayName(), ClientID: req.client.ID,
-		Server: req.server, Resource: req.Resource,
+		ClientName: req.client.displayName(),
+		Server:     req.server, Resource: req.Resource,
 		Action: pathAuthorize, Hidden: req.hidden(), FormToken: token, Error: errMsg,
 	}
 	if req.client.Kind == kindDocument {

@@ -116,6 +116,7 @@ func (s *Server) clientCredentialsGrant(r *http.Request, form url.Values) (*toke
 	}
 	if cr.method == authNone {
 		e := newError(errInvalidClient, "client_credentials requires client authentication (client_secret_basic, client_secret_post or private_key_jwt)")
+		e.basic = cr.header
 		return nil, e
 	}
 	c, e := s.authenticateClient(r.Context(), cr)
