@@ -153,7 +153,7 @@ func startIdentity(ctx context.Context, cfg *config.Config, mux *http.ServeMux, 
 			return nil, err
 		}
 		admin.New(admin.Config{
-			Token: token, Manager: s.mgr, Store: st, Vault: s.vault, Keys: s.keys,
+			Token: token, Manager: s.mgr, Store: st, Vault: rotatingVault{s.vault, s.keys}, Keys: s.keys,
 			Logger: log.With("component", "admin"),
 		}).Register(mux)
 	}
@@ -295,6 +295,22 @@ func (s *identitySystem) bootstrapUser(ctx context.Context, cfg *config.Config) 
 	s.log.Warn("FIRST START: created user "+name+" (group admins) to log in with; change the password with `gatehouse user set-password`",
 		"user", name, "password", pw)
 	return nil
+}
+
+// rotatingVault makes a key-encryption key rotation re-seal the signing
+// keys too, so that once it has run the previous key can be removed.
+type rotatingVault struct {
+	*vault.Vault
+	keys *identity.KeyManager
+}
+
+func (v rotatingVault) Rotate(ctx context.Context) (int, error) {
+	n, err := v.Vault.Rotate(ctx)
+	if err != nil {
+		return n, err
+	}
+	k, err := v.keys.Rewrap(ctx, v.Vault.Keyring())
+	return n + k, err
 }
 
 // adminToken returns the admin API token: the configured one, or the one
