@@ -6,7 +6,8 @@
 # net/http reverse proxy with no MCP logic (gatehouse bench reverse-proxy),
 # then measures, alternating in one run: direct calls to the upstream, calls
 # through the gateway and calls through the plain proxy, at concurrency 1
-# and 16. Each measurement reports requests/s, latency
+# and 16. A second gateway with authentication on (an OAuth access token,
+# verified once and then cached) measures what identity adds per call. Each measurement reports requests/s, latency
 # percentiles, errors, and the CPU time per call of the process serving the
 # URL (the echo server for direct calls, the gateway for gateway calls) read
 # from /proc. Prints every run and the median of each series.
@@ -31,6 +32,7 @@ gh="$tmp/gatehouse"
 echo_addr=127.0.0.1:19200
 gw_addr=127.0.0.1:19201
 rp_addr=127.0.0.1:19202
+auth_addr=127.0.0.1:19203
 "$gh" bench echo-server --addr "$echo_addr" >"$tmp/echo.log" 2>&1 &
 echo_pid=$!
 pids+=("$echo_pid")
@@ -52,10 +54,45 @@ pids+=("$gw_pid")
 "$gh" bench reverse-proxy --addr "$rp_addr" --to "http://$echo_addr/" >"$tmp/rp.log" 2>&1 &
 rp_pid=$!
 pids+=("$rp_pid")
-for _ in $(seq 100); do
-	curl -fs "http://$gw_addr/healthz" >/dev/null 2>&1 && break
-	sleep 0.1
+
+# The authenticated gateway: its own data directory, key and admin token.
+export BENCH_KEK BENCH_ADMIN
+BENCH_KEK=$(head -c 32 /dev/urandom | base64)
+BENCH_ADMIN=bench-admin-$(head -c 12 /dev/urandom | base64 | tr -dc A-Za-z0-9)
+cat >"$tmp/auth.yaml" <<YAML
+upstreams:
+  echo:
+    url: http://$echo_addr/
+servers:
+  echo:
+    upstreams:
+      - upstream: echo
+        prefix: ""
+store: {path: $tmp/auth-data/gatehouse.db}
+vault: {kek: "env:BENCH_KEK"}
+admin: {token: "\${BENCH_ADMIN}"}
+identity:
+  issuer: http://$auth_addr
+  token_ttl: 1h
+  bootstrap_user: ""
+  teams: [{name: bench, servers: [echo]}]
+YAML
+"$gh" serve --config "$tmp/auth.yaml" --listen "$auth_addr" >"$tmp/auth.log" 2>&1 &
+auth_pid=$!
+pids+=("$auth_pid")
+for addr in "$gw_addr" "$auth_addr"; do
+	for _ in $(seq 100); do
+		curl -fs "http://$addr/healthz" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
 done
+"$gh" agent create bench-bot --team bench --owner bench@example.com --json \
+	--admin-url "http://$auth_addr" --admin-token "$BENCH_ADMIN" >"$tmp/agent.json"
+client_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_id"])' "$tmp/agent.json")
+client_secret=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_secret"])' "$tmp/agent.json")
+token=$(curl -fs -u "$client_id:$client_secret" -d grant_type=client_credentials \
+	-d resource="http://$auth_addr/mcp/echo" "http://$auth_addr/oauth/token" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
 results="$tmp/results.tsv"
 : >"$results"
@@ -65,8 +102,11 @@ run() { # target concurrency
 	direct) url="http://$echo_addr/" pid=$echo_pid ;;
 	gateway) url="http://$gw_addr/mcp/echo" pid=$gw_pid ;;
 	proxy) url="http://$rp_addr/" pid=$rp_pid ;;
+	auth) url="http://$auth_addr/mcp/echo" pid=$auth_pid ;;
 	esac
-	"$gh" bench --url "$url" -c "$c" -d "$duration" --warmup 1s --pid "$pid" --json 2>/dev/null >"$tmp/one.json"
+	local hdr=()
+	[ "$target" = auth ] && hdr=(--header "Authorization: Bearer $token")
+	"$gh" bench --url "$url" -c "$c" -d "$duration" --warmup 1s --pid "$pid" --json "${hdr[@]}" 2>/dev/null >"$tmp/one.json"
 	python3 - "$target" "$c" "$tmp/one.json" >>"$results" <<'PY'
 import json, sys
 t, c, f = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -80,6 +120,7 @@ for r in $(seq "$rounds"); do
 	for c in 1 16; do
 		run direct "$c"
 		run gateway "$c"
+		run auth "$c"
 		run proxy "$c"
 	done
 done
@@ -94,9 +135,12 @@ def med(t, c, i):
 print("| concurrency | path | requests/s | p50 ms | p90 ms | p99 ms | CPU µs/call | errors |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for c in ("1", "16"):
-    for t in ("direct", "gateway", "proxy"):
+    for t in ("direct", "gateway", "auth", "proxy"):
         errs = sum(int(r[7]) for r in rows if r[0] == t and r[1] == c)
         print(f"| {c} | {t} | {med(t,c,2):.0f} | {med(t,c,3):.3f} | {med(t,c,4):.3f} | {med(t,c,5):.3f} | {med(t,c,6):.1f} | {errs} |")
+for c in ("1", "16"):
+    print(f"concurrency {c}: authentication adds {med('auth',c,6)-med('gateway',c,6):+.1f} µs CPU per call "
+          f"({med('auth',c,6):.1f} vs {med('gateway',c,6):.1f}) and p50 {med('auth',c,3)-med('gateway',c,3):+.3f} ms")
 for c in ("1", "16"):
     print(f"concurrency {c}: gateway adds p50 {med('gateway',c,3)-med('direct',c,3):+.3f} ms; "
           f"gateway CPU per call {med('gateway',c,6):.1f} µs = {med('gateway',c,6)/med('proxy',c,6):.2f}x a plain reverse proxy's "
