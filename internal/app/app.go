@@ -23,7 +23,9 @@ import (
 
 	"gatehouse/internal/config"
 	"gatehouse/internal/gateway"
+	"gatehouse/internal/identity"
 	"gatehouse/internal/mcp"
+	"gatehouse/internal/telemetry"
 )
 
 // Options configure Run.
@@ -91,7 +93,16 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		return names
 	}
-	hopts := mcp.Options{Logger: log, Issuer: cfg.Identity.Issuer}
+	metrics := telemetry.New()
+	if ids != nil {
+		metrics.WatchCredentials(ids.st, identity.ExpiryWarning, log)
+	}
+	hopts := mcp.Options{Logger: log, Issuer: cfg.Identity.Issuer, OnAuthFailure: func(code string) {
+		if code == "" {
+			code = "missing"
+		}
+		metrics.AuthFailures.WithLabelValues(code).Inc()
+	}}
 	if cfg.Identity.Auth == "required" {
 		hopts.Auth = ids.authn
 	} else {
@@ -100,6 +111,7 @@ func Run(ctx context.Context, opts Options) error {
 	h := mcp.NewHandlerWith(gw, hopts)
 
 	mux.Handle("/mcp/", h)
+	mux.Handle("GET /metrics", metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, "ok")

@@ -27,6 +27,9 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, server st
 	}
 	p, aerr := h.auth.Authenticate(r, server, h.resourceURL(server))
 	if aerr != nil {
+		if h.onAuthFailure != nil {
+			h.onAuthFailure(aerr.Code)
+		}
 		h.writeAuthError(w, server, aerr)
 		if aerr.Code != "" {
 			h.log.Info("request refused", "server", server, "status", aerr.Status, "error", aerr.Code, "reason", aerr.Description, "remote", r.RemoteAddr)

@@ -30,11 +30,13 @@ import (
 // Handler serves /mcp/{server} (Streamable HTTP, both eras),
 // /mcp/{server}/sse and /mcp/{server}/message (HTTP+SSE, 2024-11-05).
 type Handler struct {
-	gw       *gateway.Gateway
-	log      *slog.Logger
-	auth     Authenticator
-	issuer   string
-	sessions *registry
+	gw     *gateway.Gateway
+	log    *slog.Logger
+	auth   Authenticator
+	issuer string
+	// onAuthFailure counts refused requests (may be nil).
+	onAuthFailure func(code string)
+	sessions      *registry
 
 	stopSweep chan struct{}
 	closeOnce sync.Once
@@ -53,6 +55,9 @@ type Options struct {
 	// Issuer is the gateway's public base URL (resource URLs and metadata
 	// links are built from it).
 	Issuer string
+	// OnAuthFailure, when set, is called with the RFC 6750 error code (""
+	// for a missing credential) of every refused request, for metrics.
+	OnAuthFailure func(code string)
 }
 
 // NewHandlerWith returns a handler with options.
@@ -60,7 +65,7 @@ func NewHandlerWith(gw *gateway.Gateway, opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	h := &Handler{gw: gw, log: opts.Logger, auth: opts.Auth, issuer: strings.TrimSuffix(opts.Issuer, "/"),
+	h := &Handler{gw: gw, log: opts.Logger, auth: opts.Auth, issuer: strings.TrimSuffix(opts.Issuer, "/"), onAuthFailure: opts.OnAuthFailure,
 		sessions: newRegistry(), stopSweep: make(chan struct{})}
 	go h.sweep()
 	return h
