@@ -230,3 +230,122 @@ identity:
 		t.Fatalf("refusal does not say why: %s", last)
 	}
 }
+
+// authedGateway starts one gateway process with authentication on (SQLite)
+// and returns it with a way to get tokens for new agents of team ops.
+func authedGateway(t *testing.T) (*replica, func(name string) string) {
+	t.Helper()
+	kek, err := vault.GenerateKEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := render(t, `
+upstreams:
+  crm: {command: "{{gatehouse}}", args: [demo-server, crm]}
+servers:
+  crm: {upstreams: [{upstream: crm, prefix: ""}]}
+  other: {upstreams: [{upstream: crm, prefix: ""}]}
+store: {path: "`+filepath.Join(dir, "gh.db")+`"}
+vault: {kek: "env:E2E_KEK"}
+admin: {token: "${E2E_ADMIN}"}
+identity:
+  issuer: http://gateway.test
+  bootstrap_user: ""
+  teams: [{name: ops, servers: [crm]}]
+`)
+	path := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adminTok := "e2e-admin-token-0123456789"
+	g := startReplica(t, path, []string{"E2E_KEK=" + kek, "E2E_ADMIN=" + adminTok})
+	token := func(name string) string {
+		st, body := postJSON(t, "http://"+g.addr+"/admin/v1/agents", adminTok, `{"name":"`+name+`","team":"ops","owner":"ops@example.com"}`)
+		if st != http.StatusCreated {
+			t.Fatalf("creating %s: %d %s", name, st, body)
+		}
+		var c struct{ ClientID, ClientSecret string }
+		var raw map[string]any
+		_ = json.Unmarshal(body, &raw)
+		c.ClientID, _ = raw["client_id"].(string)
+		c.ClientSecret, _ = raw["client_secret"].(string)
+		form := url.Values{"grant_type": {"client_credentials"}, "resource": {"http://gateway.test/mcp/crm"}}
+		req, _ := http.NewRequest(http.MethodPost, "http://"+g.addr+"/oauth/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(c.ClientID, c.ClientSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&tok)
+		if tok.AccessToken == "" {
+			t.Fatalf("no token for %s: %d", name, resp.StatusCode)
+		}
+		return tok.AccessToken
+	}
+	return g, token
+}
+
+// sessionPost sends body in a session with a token and returns the status.
+func sessionPost(t *testing.T, url, token, session, body string) (int, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if session != "" {
+		req.Header.Set("Mcp-Session-Id", session)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header
+}
+
+// TestSessionsBelongToTheirIdentity: a session opened by one agent is
+// unknown (404) to another agent presenting its id, and keeps working for
+// its owner; unauthenticated and wrong-server requests get the answers MCP
+// clients need to find the authorization server.
+func TestSessionsBelongToTheirIdentity(t *testing.T) {
+	g, token := authedGateway(t)
+	alice, bob := token("alice-bot"), token("bob-bot")
+	base := "http://" + g.addr + "/mcp/crm"
+	initialize := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}`
+	list := `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
+
+	st, h := sessionPost(t, base, alice, "", initialize)
+	sid := h.Get("Mcp-Session-Id")
+	if st != http.StatusOK || sid == "" {
+		t.Fatalf("initialize: %d, session %q", st, sid)
+	}
+	if st, _ := sessionPost(t, base, bob, sid, list); st != http.StatusNotFound {
+		t.Fatalf("another agent using alice's session: status %d, want 404", st)
+	}
+	if st, _ := sessionPost(t, base, alice, sid, list); st != http.StatusOK {
+		t.Fatalf("alice in her own session: status %d", st)
+	}
+
+	// No credential: 401 pointing at the protected resource metadata.
+	st, h = sessionPost(t, base, "", "", initialize)
+	wa := h.Get("Www-Authenticate")
+	if st != http.StatusUnauthorized || !strings.Contains(wa, `resource_metadata="http://gateway.test/.well-known/oauth-protected-resource/mcp/crm"`) {
+		t.Fatalf("unauthenticated: %d %q", st, wa)
+	}
+	// A token for crm used on another server: its audience does not match.
+	st, h = sessionPost(t, "http://"+g.addr+"/mcp/other", alice, "", initialize)
+	wa = h.Get("Www-Authenticate")
+	if st != http.StatusUnauthorized || !strings.Contains(wa, `error="invalid_token"`) || !strings.Contains(wa, "audience") {
+		t.Fatalf("wrong audience: %d %q", st, wa)
+	}
+}
