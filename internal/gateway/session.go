@@ -22,13 +22,13 @@ import (
 type Session struct {
 	g         *Gateway
 	principal *identity.Principal
-	vsName  string
-	id      string
-	log     *slog.Logger
-	version string
-	caps    clientCaps
-	capsRaw json.RawMessage
-	out     Outbound
+	vsName    string
+	id        string
+	log       *slog.Logger
+	version   string
+	caps      clientCaps
+	capsRaw   json.RawMessage
+	out       Outbound
 
 	ctx    context.Context // ends when the session closes
 	cancel context.CancelFunc

@@ -18,7 +18,7 @@ type session struct {
 	id     string
 	server string // virtual server name
 	gs     *gateway.Session
-	legacy bool // the 2024-11-05 HTTP+SSE transport
+	legacy bool   // the 2024-11-05 HTTP+SSE transport
 	owner  string // the identity that opened the session ("" without auth)
 	// ready is closed once gs is set (initialize answered).
 	ready chan struct{}
