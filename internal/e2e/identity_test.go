@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"gatehouse/internal/vault"
 )
@@ -74,6 +76,21 @@ var listenRE = regexp.MustCompile(`gatehouse listening" addr=http://([0-9.:]+)`)
 // startReplica runs the gatehouse binary with cfg and returns its address.
 func startReplica(t *testing.T, cfgPath string, env []string) *replica {
 	t.Helper()
+	return startReplicaLogging(t, cfgPath, env, "")
+}
+
+// startReplicaLogging is startReplica that also copies the log to logPath.
+func startReplicaLogging(t *testing.T, cfgPath string, env []string, logPath string) *replica {
+	t.Helper()
+	var logFile *os.File
+	if logPath != "" {
+		f, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logFile = f
+		t.Cleanup(func() { f.Close() })
+	}
 	cmd := exec.Command(gatehouseBin, "serve", "--config", cfgPath, "--listen", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Dir = filepath.Dir(cfgPath)
@@ -101,6 +118,9 @@ func startReplica(t *testing.T, cfgPath string, env []string) *replica {
 		for sc.Scan() {
 			line := sc.Text()
 			log.WriteString(line + "\n")
+			if logFile != nil {
+				_, _ = logFile.WriteString(line + "\n")
+			}
 			if m := listenRE.FindStringSubmatch(line); m != nil {
 				select {
 				case addr <- m[1]:
@@ -348,4 +368,102 @@ func TestSessionsBelongToTheirIdentity(t *testing.T) {
 	if st != http.StatusUnauthorized || !strings.Contains(wa, `error="invalid_token"`) || !strings.Contains(wa, "audience") {
 		t.Fatalf("wrong audience: %d %q", st, wa)
 	}
+}
+
+// TestVaultSecretsNeverAtRestOrInLogs stores an upstream credential through
+// the admin API of a real gateway process, makes the gateway use it (an
+// HTTP upstream that records what it receives), and checks the plaintext
+// appears in none of the database files nor the gateway's log.
+func TestVaultSecretsNeverAtRestOrInLogs(t *testing.T) {
+	const secret = "sk-live-THIS-MUST-NEVER-BE-STORED-IN-CLEAR-8472"
+	got := make(chan string, 4)
+	up := newRecordingUpstream(t, got)
+	kek, err := vault.GenerateKEK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := `
+upstreams:
+  remote:
+    url: ` + up + `
+    auth: {type: bearer, secret: "vault:remote-token"}
+servers:
+  remote: {upstreams: [{upstream: remote, prefix: ""}]}
+store: {path: "` + filepath.Join(dir, "gh.db") + `"}
+vault: {kek: "env:E2E_KEK"}
+admin: {token: "${E2E_ADMIN}"}
+identity:
+  auth: "off"
+  bootstrap_user: ""
+`
+	path := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adminTok := "e2e-admin-token-0123456789"
+	logPath := filepath.Join(dir, "gateway.log")
+	g := startReplicaLogging(t, path, []string{"E2E_KEK=" + kek, "E2E_ADMIN=" + adminTok}, logPath)
+
+	req, _ := http.NewRequest(http.MethodPut, "http://"+g.addr+"/admin/v1/vault/secrets/remote-token", strings.NewReader(`{"value":"`+secret+`"}`))
+	req.Header.Set("Authorization", "Bearer "+adminTok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("storing the secret: %d", resp.StatusCode)
+	}
+	initialize := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}`
+	if st, body := postJSON(t, "http://"+g.addr+"/mcp/remote", "", initialize); st != http.StatusOK {
+		t.Fatalf("initialize: %d %s", st, body)
+	}
+	select {
+	case auth := <-got:
+		if auth != "Bearer "+secret {
+			t.Fatalf("upstream got Authorization %q", auth)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream never received a request")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "gh.db*"))
+	files = append(files, logPath)
+	nameSeen := false
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), secret) {
+			t.Errorf("%s contains the secret in clear", filepath.Base(f))
+		}
+		// The entry's name is stored in clear: finding it proves the scan
+		// reads the bytes the record went to.
+		nameSeen = nameSeen || (f != logPath && strings.Contains(string(b), "remote-token"))
+	}
+	if !nameSeen {
+		t.Fatal("the vault entry was not found in any database file: the scan proves nothing")
+	}
+	if len(files) < 2 {
+		t.Fatalf("no database files found: %v", files)
+	}
+}
+
+// newRecordingUpstream serves an MCP server over Streamable HTTP that
+// reports the Authorization header of each request on got.
+func newRecordingUpstream(t *testing.T, got chan<- string) string {
+	t.Helper()
+	srv := sdk.NewServer(&sdk.Implementation{Name: "recorder", Version: "1"}, nil)
+	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, nil)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case got <- r.Header.Get("Authorization"):
+		default:
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	return ts.URL
 }
