@@ -363,3 +363,41 @@ servers:
 		})
 	}
 }
+
+// TestCORSPreflight: a browser-based client of an allowed origin gets its
+// preflight answered without credentials; another origin is refused.
+func TestCORSPreflight(t *testing.T) {
+	h := startGateway(t, `
+upstreams:
+  crm: {command: "{{gatehouse}}", args: [demo-server, crm]}
+servers:
+  crm: {upstreams: [{upstream: crm}]}
+allowed_origins: ["https://console.example.com"]
+`)
+	tests := []struct {
+		origin string
+		status int
+		allow  string
+	}{
+		{"https://console.example.com", http.StatusNoContent, "https://console.example.com"},
+		{"http://localhost:6274", http.StatusNoContent, "http://localhost:6274"},
+		{"https://evil.example.com", http.StatusForbidden, ""},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(http.MethodOptions, h.URL("crm"), nil)
+		req.Header.Set("Origin", tt.origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, mcp-session-id, mcp-param-region")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || resp.Header.Get("Access-Control-Allow-Origin") != tt.allow {
+			t.Errorf("%s: status %d, allow-origin %q", tt.origin, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+		if tt.allow != "" && !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "mcp-param-region") {
+			t.Errorf("%s: allow-headers %q", tt.origin, resp.Header.Get("Access-Control-Allow-Headers"))
+		}
+	}
+}

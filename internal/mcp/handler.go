@@ -119,6 +119,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, nil, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "Forbidden: "+err.Error()))
 		return
 	}
+	if corsHeaders(w, r) {
+		return // a preflight, answered
+	}
 	if _, ok := h.gw.Server(server); !ok || server == "" {
 		writeError(w, http.StatusNotFound, nil, jsonrpc.NewError(jsonrpc.CodeInvalidRequest, "no virtual server named "+strconv.Quote(server)))
 		return
@@ -553,3 +556,44 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 // contextWithoutCancel detaches a context from its parent's cancellation.
 func contextWithoutCancel(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
+// corsHeaders lets browser-based MCP clients of an allowed origin (the
+// Origin check has passed) call the endpoint, and answers their preflight
+// requests, which carry no credentials and must not be authenticated. It
+// reports whether the request was a preflight.
+func corsHeaders(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	h.Set("Access-Control-Expose-Headers", "Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate")
+	if r.Method != http.MethodOptions {
+		return false
+	}
+	h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+	allowed := "Authorization, Content-Type, Accept, Last-Event-ID, Mcp-Session-Id, Mcp-Protocol-Version, Mcp-Method, Mcp-Name"
+	// Mcp-Param-{Name} headers are named by tools: echo the ones asked for.
+	for _, name := range strings.Split(r.Header.Get("Access-Control-Request-Headers"), ",") {
+		name = strings.TrimSpace(name)
+		if len(name) > len("mcp-param-") && strings.EqualFold(name[:len("mcp-param-")], "mcp-param-") && validToken(name) {
+			allowed += ", " + name
+		}
+	}
+	h.Set("Access-Control-Allow-Headers", allowed)
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
+func validToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
