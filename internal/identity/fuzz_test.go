@@ -10,8 +10,8 @@ import (
 // verification path: it must never panic, and must never accept anything
 // but the one valid token.
 func FuzzAuthenticate(f *testing.F) {
-	fx := newFixture(&testing.T{})
-	valid := fx.token(&testing.T{}, Grant{Kind: KindAgent, Subject: "agt_ok", ClientID: "agt_ok", Audience: []string{testResource}, Scopes: []string{"mcp:support"}})
+	fx := newFixture(f)
+	valid := fx.token(f, Grant{Kind: KindAgent, Subject: "agt_ok", ClientID: "agt_ok", Audience: []string{testResource}, Scopes: []string{"mcp:support"}})
 	parts := strings.Split(valid, ".")
 	for _, s := range []string{
 		valid,

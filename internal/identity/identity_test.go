@@ -11,9 +11,10 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"gatehouse/internal/store"
+	"gatehouse/internal/store/sqlite"
 )
 
 // testSealer seals with AES-GCM under a fixed key (the vault does this in
@@ -44,108 +46,13 @@ func (s *testSealer) Open(b []byte, aad string) ([]byte, error) {
 	return s.aead.Open(nil, b[:ns], b[ns:], []byte(aad))
 }
 
-// memStore is an in-memory stand-in for the parts of store.Store used here.
-type memStore struct {
-	mu     sync.Mutex
-	keys   map[string]store.SigningKey
-	agents map[string]store.Agent
-	creds  map[string]store.Credential
-	users  map[string]store.User
-}
-
-func newMemStore() *memStore {
-	return &memStore{keys: map[string]store.SigningKey{}, agents: map[string]store.Agent{}, creds: map[string]store.Credential{}, users: map[string]store.User{}}
-}
-
-func (m *memStore) AddSigningKey(_ context.Context, k store.SigningKey) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.keys[k.KID] = k
-	return nil
-}
-func (m *memStore) ListSigningKeys(context.Context) ([]store.SigningKey, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []store.SigningKey
-	for _, k := range m.keys {
-		out = append(out, k)
-	}
-	return out, nil
-}
-func (m *memStore) UpdateSigningKey(ctx context.Context, k store.SigningKey) error {
-	return m.AddSigningKey(ctx, k)
-}
-func (m *memStore) DeleteSigningKey(_ context.Context, kid string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.keys, kid)
-	return nil
-}
-func (m *memStore) Publish(context.Context, store.Change) error { return nil }
-func (m *memStore) ListAgents(context.Context, store.AgentFilter) ([]store.Agent, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []store.Agent
-	for _, a := range m.agents {
-		out = append(out, a)
-	}
-	return out, nil
-}
-func (m *memStore) GetAgent(_ context.Context, id string) (store.Agent, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	a, ok := m.agents[id]
-	if !ok {
-		return a, store.ErrNotFound
-	}
-	return a, nil
-}
-func (m *memStore) ListCredentials(_ context.Context, agent string) ([]store.Credential, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []store.Credential
-	for _, c := range m.creds {
-		if c.AgentID == agent {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-func (m *memStore) GetCredentialByPrefix(_ context.Context, p string) (store.Credential, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, ok := m.creds[p]
-	if !ok {
-		return c, store.ErrNotFound
-	}
-	return c, nil
-}
-func (m *memStore) ListUsers(context.Context) ([]store.User, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []store.User
-	for _, u := range m.users {
-		out = append(out, u)
-	}
-	return out, nil
-}
-func (m *memStore) GetUser(_ context.Context, n string) (store.User, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	u, ok := m.users[n]
-	if !ok {
-		return u, store.ErrNotFound
-	}
-	return u, nil
-}
-
 const (
 	testIssuer   = "http://gw.test"
 	testResource = "http://gw.test/mcp/support"
 )
 
 type fixture struct {
-	st     *memStore
+	st     *sqlite.Store
 	keys   *KeyManager
 	dir    *Directory
 	issuer *Issuer
@@ -153,10 +60,16 @@ type fixture struct {
 	apiKey string
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture builds the identity stack over a real SQLite file with a few
+// agents, users and API keys in every state the authenticator distinguishes.
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st := newMemStore()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "gatehouse.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	now := time.Now().UTC()
 	for _, a := range []store.Agent{
 		{ID: "agt_ok", Name: "support-bot", ClientID: "agt_ok", Team: "support", Owner: "alice@example.com", Status: store.AgentActive},
@@ -164,10 +77,19 @@ func newFixture(t *testing.T) *fixture {
 		{ID: "agt_rev", Name: "old-bot", ClientID: "agt_rev", Team: "support", Owner: "alice@example.com", Status: store.AgentRevoked, RevokedAt: &now},
 		{ID: "agt_eng", Name: "eng-bot", ClientID: "agt_eng", Team: "eng", Owner: "bob@example.com", Status: store.AgentActive},
 	} {
-		st.agents[a.ID] = a
+		a.CreatedAt = now
+		if err := st.CreateAgent(ctx, a); err != nil {
+			t.Fatal(err)
+		}
 	}
-	st.users["carol"] = store.User{Username: "carol", Groups: []string{"staff"}}
-	st.users["dave"] = store.User{Username: "dave", Groups: []string{"staff"}, Disabled: true}
+	for _, u := range []store.User{
+		{Username: "carol", Groups: []string{"staff"}, CreatedAt: now},
+		{Username: "dave", Groups: []string{"staff"}, Disabled: true, CreatedAt: now},
+	} {
+		if err := st.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
 	apiKey := APIKeyTag + strings.Repeat("k", 43)
 	past := now.Add(-time.Hour)
 	for _, c := range []struct {
@@ -181,13 +103,18 @@ func newFixture(t *testing.T) *fixture {
 		{APIKeyTag + "expiredxx" + strings.Repeat("e", 34), "agt_ok", &past, nil},
 	} {
 		h := sha256.Sum256([]byte(c.key))
-		st.creds[CredentialPrefix(c.key)] = store.Credential{ID: c.key[:8], AgentID: c.agent, Kind: store.CredAPIKey, Prefix: CredentialPrefix(c.key), Hash: h[:], ExpiresAt: c.expires, RevokedAt: c.revoked}
+		cred := store.Credential{ID: "cred_" + c.key[len(APIKeyTag):len(APIKeyTag)+8], AgentID: c.agent, Kind: store.CredAPIKey,
+			Prefix: CredentialPrefix(c.key), Hash: h[:], CreatedAt: now, ExpiresAt: c.expires, RevokedAt: c.revoked}
+		if err := st.AddCredential(ctx, cred); err != nil {
+			t.Fatal(err)
+		}
 	}
-	keys := NewKeyManager(st, newTestSealer(), KeyConfig{}, nil)
+	quiet := slog.New(slog.DiscardHandler)
+	keys := NewKeyManager(st, newTestSealer(), KeyConfig{}, quiet)
 	if err := keys.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	dir := NewDirectory(st, nil)
+	dir := NewDirectory(st, quiet)
 	if err := dir.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +125,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{st: st, keys: keys, dir: dir, issuer: NewIssuer(keys, testIssuer, 10*time.Minute), auth: NewAuthenticator(keys, dir, testIssuer), apiKey: apiKey}
 }
 
-func (f *fixture) token(t *testing.T, g Grant) string {
+func (f *fixture) token(t testing.TB, g Grant) string {
 	t.Helper()
 	raw, _, err := f.issuer.Issue(g)
 	if err != nil {
@@ -209,7 +136,7 @@ func (f *fixture) token(t *testing.T, g Grant) string {
 
 // signWith signs arbitrary claims with the current key but lets the test
 // choose header fields.
-func (f *fixture) signWith(t *testing.T, claims any, mutate func(*jose.SignerOptions)) string {
+func (f *fixture) signWith(t testing.TB, claims any, mutate func(*jose.SignerOptions)) string {
 	t.Helper()
 	signer, _, _ := f.keys.Current()
 	_ = signer
@@ -374,10 +301,16 @@ func TestRevocationTakesEffectOnCachedTokens(t *testing.T) {
 		t.Fatal(aerr)
 	}
 	// Revoke in the store and deliver the change, as the feed would.
-	a := f.st.agents["agt_ok"]
+	ctx := context.Background()
+	a, err := f.st.GetAgent(ctx, "agt_ok")
+	if err != nil {
+		t.Fatal(err)
+	}
 	a.Status = store.AgentRevoked
-	f.st.agents["agt_ok"] = a
-	f.dir.Apply(context.Background(), store.Change{Kind: "agent", ID: "agt_ok"})
+	if err := f.st.UpdateAgent(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	f.dir.Apply(ctx, store.Change{Kind: "agent", ID: "agt_ok"})
 	if _, aerr := f.auth.Authenticate(r, "support", testResource); aerr == nil || !strings.Contains(aerr.Description, "revoked") {
 		t.Fatalf("cached token still accepted after revocation: %v", aerr)
 	}
@@ -418,9 +351,8 @@ func TestKeyRotationKeepsOldTokensValid(t *testing.T) {
 }
 
 func BenchmarkAuthenticateCached(b *testing.B) {
-	t := &testing.T{}
-	f := newFixture(t)
-	raw := f.token(t, Grant{Kind: KindAgent, Subject: "agt_ok", Audience: []string{testResource}, Scopes: []string{"mcp:support"}})
+	f := newFixture(b)
+	raw := f.token(b, Grant{Kind: KindAgent, Subject: "agt_ok", Audience: []string{testResource}, Scopes: []string{"mcp:support"}})
 	r := httptest.NewRequest("POST", testResource, nil)
 	r.Header.Set("Authorization", "Bearer "+raw)
 	b.ReportAllocs()
@@ -432,9 +364,8 @@ func BenchmarkAuthenticateCached(b *testing.B) {
 }
 
 func BenchmarkAuthenticateUncached(b *testing.B) {
-	t := &testing.T{}
-	f := newFixture(t)
-	raw := f.token(t, Grant{Kind: KindAgent, Subject: "agt_ok", Audience: []string{testResource}, Scopes: []string{"mcp:support"}})
+	f := newFixture(b)
+	raw := f.token(b, Grant{Kind: KindAgent, Subject: "agt_ok", Audience: []string{testResource}, Scopes: []string{"mcp:support"}})
 	r := httptest.NewRequest("POST", testResource, nil)
 	r.Header.Set("Authorization", "Bearer "+raw)
 	b.ReportAllocs()
