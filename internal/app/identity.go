@@ -273,7 +273,7 @@ func (s *identitySystem) maxSecretAge(team string) time.Duration {
 }
 
 // bootstrapUser creates the first user of a fresh install, with a random
-// password printed once, so that someone can log in.
+// password written to a file, so that someone can log in.
 func (s *identitySystem) bootstrapUser(ctx context.Context, cfg *config.Config) error {
 	name := *cfg.Identity.BootstrapUser
 	if name == "" {
@@ -291,9 +291,17 @@ func (s *identitySystem) bootstrapUser(ctx context.Context, cfg *config.Config) 
 	if !slices.ContainsFunc(cfg.Identity.Groups, func(g *config.Group) bool { return g.Name == "admins" }) {
 		s.log.Warn("the bootstrap user is in group admins, which the configuration grants nothing: add it under identity.groups")
 	}
-	// Printed once, to the log, on the first start only.
-	s.log.Warn("FIRST START: created user "+name+" (group admins) to log in with; change the password with `gatehouse user set-password`",
-		"user", name, "password", pw)
+	// The password goes to a file only its owner can read, never to the log
+	// (logs are shipped and kept); the log says where it is.
+	path := filepath.Join(filepath.Dir(cfg.Admin.TokenFile), "initial-admin-password")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("writing the first user's password: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing the first user's password: %w", err)
+	}
+	s.log.Warn("FIRST START: created user "+name+" (group admins) to log in with; its password is in the file at path; change it with `gatehouse user set-password`, then delete the file",
+		"user", name, "path", path)
 	return nil
 }
 
