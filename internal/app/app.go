@@ -25,6 +25,7 @@ import (
 	"gatehouse/internal/gateway"
 	"gatehouse/internal/identity"
 	"gatehouse/internal/mcp"
+	"gatehouse/internal/policy"
 	"gatehouse/internal/telemetry"
 )
 
@@ -44,7 +45,7 @@ type Options struct {
 
 // Run serves until ctx ends.
 func Run(ctx context.Context, opts Options) error {
-	cfg, err := config.LoadFile(opts.ConfigPath)
+	cfg, err := LoadConfig(opts.ConfigPath)
 	if err != nil {
 		return err
 	}
@@ -82,6 +83,12 @@ func Run(ctx context.Context, opts Options) error {
 		defer ids.close()
 		gwOpts.Secrets = ids.vault
 	}
+	engine, err := startPolicy(ctx, cfg, ids, log)
+	if err != nil {
+		return err
+	}
+	defer engine.close()
+	gwOpts.Policy = engine.Engine
 	gw, err := gateway.New(cfg, gwOpts)
 	if err != nil {
 		return err
@@ -204,6 +211,20 @@ func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// LoadConfig loads and validates a configuration file, policies
+// included: a condition that does not compile is a load error located in
+// the file, like any other.
+func LoadConfig(path string) (*config.Config, error) {
+	cfg, err := config.LoadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := policy.Compile(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
 // watchReload reloads the configuration on SIGHUP and when the file
 // changes. An invalid new configuration is logged with every problem and
 // the running one stays.
@@ -211,7 +232,7 @@ func watchReload(ctx context.Context, path, listen string, gw *gateway.Gateway, 
 	abs, _ := filepath.Abs(path)
 	var debounce <-chan time.Time
 	reload := func(why string) {
-		cfg, err := config.LoadFile(path)
+		cfg, err := LoadConfig(path)
 		if err != nil {
 			log.Error("configuration rejected; keeping the running one", "reason", why, "errors", err.Error())
 			return

@@ -18,6 +18,7 @@ import (
 	"gatehouse/internal/config"
 	"gatehouse/internal/identity"
 	"gatehouse/internal/identity/oauth"
+	"gatehouse/internal/policy"
 	"gatehouse/internal/store"
 	"gatehouse/internal/store/postgres"
 	"gatehouse/internal/store/sqlite"
@@ -38,8 +39,9 @@ type identitySystem struct {
 	mgr   *identity.Manager
 	oauth *oauth.Server
 
-	mu  sync.RWMutex
-	cfg *config.Config
+	mu     sync.RWMutex
+	cfg    *config.Config
+	policy *policy.Engine // receives grant, approval, agent and user changes
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -177,6 +179,12 @@ func startIdentity(ctx context.Context, cfg *config.Config, mux *http.ServeMux, 
 func (s *identitySystem) follow(ctx context.Context, changes <-chan store.Change) {
 	defer s.wg.Done()
 	for c := range changes {
+		s.mu.RLock()
+		pe := s.policy
+		s.mu.RUnlock()
+		if pe != nil {
+			pe.Apply(ctx, c)
+		}
 		switch c.Kind {
 		case "agent", "credential", "user":
 			s.dir.Apply(ctx, c)
@@ -303,6 +311,13 @@ func (s *identitySystem) bootstrapUser(ctx context.Context, cfg *config.Config) 
 	s.log.Warn("FIRST START: created user "+name+" (group admins) to log in with; its password is in the file at path; change it with `gatehouse user set-password`, then delete the file",
 		"user", name, "path", path)
 	return nil
+}
+
+// setPolicy routes the store's change feed to the policy engine too.
+func (s *identitySystem) setPolicy(e *policy.Engine) {
+	s.mu.Lock()
+	s.policy = e
+	s.mu.Unlock()
 }
 
 // rotatingVault makes a key-encryption key rotation re-seal the signing

@@ -36,7 +36,7 @@ func newValidateCmd() *cobra.Command {
 		Short: "Check a configuration file and print every problem with its location",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.LoadFile(path)
+			cfg, err := app.LoadConfig(path)
 			if err != nil {
 				var ps config.Problems
 				if errors.As(err, &ps) {

@@ -95,6 +95,7 @@ func Load(name string, data []byte, lookupEnv func(string) (string, bool)) (*Con
 			}
 		}
 	}
+	cfg.loc = l
 	l.expandEnv(cfg, lookupEnv)
 	applyDefaults(cfg)
 	l.validate(cfg)
@@ -102,6 +103,18 @@ func Load(name string, data []byte, lookupEnv func(string) (string, bool)) (*Con
 		return nil, l.problems
 	}
 	return cfg, nil
+}
+
+// ProblemAt returns a problem at path (see addAt for the path syntax),
+// located in the file the configuration was loaded from. Packages that
+// compile parts of a loaded configuration (policies) report with it.
+func (c *Config) ProblemAt(path, format string, args ...any) Problem {
+	if c.loc == nil {
+		return Problem{File: "config", Path: path, Msg: fmt.Sprintf(format, args...)}
+	}
+	probe := &loader{name: c.loc.name, root: c.loc.root}
+	probe.addAt(path, format, args...)
+	return probe.problems[0]
 }
 
 type loader struct {

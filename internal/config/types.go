@@ -52,6 +52,16 @@ type Config struct {
 	Identity Identity `yaml:"identity"`
 	// Admin configures the admin API (/admin/v1).
 	Admin Admin `yaml:"admin"`
+
+	// Policy decides which tools, prompts and resources each caller may
+	// see and use. Absent: no tool-level policy (the identity section's
+	// server grants still apply). Present: nothing is allowed unless a rule
+	// allows it. See docs/policy.md.
+	Policy *Policy `yaml:"policy"`
+
+	// loc locates paths in the file this configuration was loaded from,
+	// for problems found after loading (see ProblemAt).
+	loc *loader
 }
 
 // Store selects the database.

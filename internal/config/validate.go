@@ -55,6 +55,7 @@ func applyDefaults(c *Config) {
 	if c.Vault.KEK == "" {
 		c.Vault.KEK = "file:gatehouse-data/kek"
 	}
+	applyPolicyDefaults(c.Policy)
 	id := &c.Identity
 	if id.Auth == "" {
 		id.Auth = "required"
@@ -214,6 +215,7 @@ func (l *loader) validate(c *Config) {
 		l.validateUpstream(name, c.Upstreams[name])
 	}
 	l.validateIdentity(c)
+	l.validatePolicy(c)
 	if len(c.Servers) == 0 {
 		l.addAt("servers", "no virtual servers: declare at least one under servers:")
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/yosida95/uritemplate/v3"
 
 	"gatehouse/internal/jsonrpc"
+	"gatehouse/internal/policy"
 	"gatehouse/internal/upstream"
 )
 
@@ -22,10 +23,12 @@ const maxCatalogPages = 100
 // catalogList is an upstream's list as far as routing needs it: the names
 // (tools, prompts) or URIs (resources) it contains, or its URI templates.
 type catalogList struct {
-	keys      map[string]struct{}
-	params    map[string][]paramHeader // tools/list: x-mcp-header annotations by tool
-	templates []*uritemplate.Template
-	fetched   time.Time
+	keys   map[string]struct{}
+	params map[string][]paramHeader // tools/list: x-mcp-header annotations by tool
+	// annotations are the tools' MCP annotations, for policy (tools/list).
+	annotations map[string]policy.Annotations
+	templates   []*uritemplate.Template
+	fetched     time.Time
 }
 
 func (e *entry) invalidateCatalog() {
@@ -78,6 +81,10 @@ func (e *entry) catalogFor(ctx context.Context, c *upstream.Client, method strin
 				if k, ok := jsonrpc.String(v); ok {
 					cl.keys[k] = struct{}{}
 					if method == "tools/list" {
+						if cl.annotations == nil {
+							cl.annotations = map[string]policy.Annotations{}
+						}
+						cl.annotations[k] = annotationsOf(item)
 						if ph := paramHeadersOf(item); len(ph) > 0 {
 							if cl.params == nil {
 								cl.params = map[string][]paramHeader{}

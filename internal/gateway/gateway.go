@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"gatehouse/internal/config"
+	"gatehouse/internal/policy"
 )
 
 // Versions the gateway speaks downstream, newest first. 2026-07-28 is the
@@ -65,6 +66,7 @@ type Gateway struct {
 
 	httpClient *http.Client
 	secrets    SecretResolver
+	engine     *policy.Engine
 }
 
 // SecretResolver expands {{vault:NAME}} references in upstream headers and
@@ -80,6 +82,10 @@ type Options struct {
 	HTTPClient *http.Client
 	// Secrets resolves vault references; nil when no vault is configured.
 	Secrets SecretResolver
+	// Policy is the runtime of the policy section (callers, grants,
+	// approvals, decision record); nil: one without a store (no grants,
+	// and calls that need approval are denied).
+	Policy *policy.Engine
 }
 
 // New builds a gateway from a validated configuration and starts the
@@ -95,7 +101,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		tr.IdleConnTimeout = 90 * time.Second
 		opts.HTTPClient = &http.Client{Transport: tr}
 	}
-	g := &Gateway{log: opts.Logger, entries: map[string]*entry{}, httpClient: opts.HTTPClient, secrets: opts.Secrets}
+	if opts.Policy == nil {
+		opts.Policy = policy.NewEngine(policy.EngineOptions{Logger: opts.Logger})
+	}
+	g := &Gateway{log: opts.Logger, entries: map[string]*entry{}, httpClient: opts.HTTPClient, secrets: opts.Secrets, engine: opts.Policy}
 	if err := g.Apply(cfg); err != nil {
 		return nil, err
 	}
@@ -107,13 +116,17 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 // new ones start as configured, and removed or changed ones are closed once
 // no session uses them. Sessions are told when tool lists change.
 func (g *Gateway) Apply(cfg *config.Config) error {
+	pol, err := policy.Compile(cfg)
+	if err != nil {
+		return err
+	}
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
 		return errors.New("gateway closed")
 	}
 	old := g.snap.Load()
-	s := &snapshot{cfg: cfg, servers: map[string]*VirtualServer{}, entries: map[string]*entry{}}
+	s := &snapshot{cfg: cfg, policy: pol, servers: map[string]*VirtualServer{}, entries: map[string]*entry{}}
 	keep := map[string]*entry{}
 	for name, u := range cfg.Upstreams {
 		fp := fingerprint(name, u, cfg.Limits)
@@ -142,6 +155,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	sort.Strings(names)
 	for _, name := range names {
 		s.servers[name] = newVirtualServer(name, cfg.Servers[name], s.entries)
+		s.servers[name].policy = pol
 	}
 	g.snap.Store(s)
 	g.mu.Unlock()
@@ -173,8 +187,8 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 // lists may have changed.
 func (g *Gateway) notifyReload(old, cur *snapshot) {
 	for name, vs := range cur.servers {
-		if ovs, ok := old.servers[name]; ok && ovs.signature == vs.signature {
-			continue
+		if ovs, ok := old.servers[name]; ok && ovs.signature == vs.signature && policyVersion(old.policy) == policyVersion(cur.policy) {
+			continue // what callers may see changes with the policy too
 		}
 		for _, sess := range g.sessionsOf(name) {
 			sess.sendListChanged(nil)
@@ -222,6 +236,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 // snapshot is one immutable generation of compiled configuration.
 type snapshot struct {
 	cfg     *config.Config
+	policy  *policy.Policy // nil: no policy section
 	servers map[string]*VirtualServer
 	entries map[string]*entry // by upstream name
 }

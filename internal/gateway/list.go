@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"gatehouse/internal/jsonrpc"
+	"gatehouse/internal/policy"
 )
 
 // capabilityOf names the server capability a list method needs.
@@ -23,9 +24,13 @@ var capabilityOf = map[string]string{
 // cursor. A member that fails is left out with a warning (fail open),
 // unless every member failed.
 func (x *exchange) list(ctx context.Context) {
-	if x.vs.transparent {
+	if x.vs.transparent && x.vs.policy == nil {
 		x.forward(ctx, x.vs.members[0], nil, "")
 		return
+	}
+	var pin *policy.Input // per-caller filtering (nil: no policy)
+	if x.vs.policy != nil {
+		pin = x.listInput(ctx)
 	}
 	spec := listKey[x.m.Method]
 	members := x.vs.members
@@ -117,7 +122,7 @@ func (x *exchange) list(ctx context.Context) {
 		}
 		items, _ := jsonrpc.Get(res, spec.items)
 		_ = jsonrpc.Elements(items, func(s, e int) bool {
-			item, ok := x.mapItem(mb, items[s:e], seen)
+			item, ok := x.mapItem(mb, items[s:e], seen, pin)
 			if !ok {
 				return true
 			}
@@ -177,11 +182,23 @@ func pageParams(params []byte, cursor string) ([]byte, error) {
 // mapItem applies the member's filters and renames to one list item. Items
 // whose client-visible name was already taken by an earlier member are
 // dropped with a warning naming both.
-func (x *exchange) mapItem(mb *member, item []byte, seen map[string]string) ([]byte, bool) {
+func (x *exchange) mapItem(mb *member, item []byte, seen map[string]string, pin *policy.Input) ([]byte, bool) {
 	switch x.m.Method {
 	case "tools/list", "prompts/list":
 	default:
-		return item, true // resources keep their URIs
+		// Resources keep their URIs.
+		if pin != nil {
+			key := "uri"
+			if x.m.Method == "resources/templates/list" {
+				key = "uriTemplate"
+			}
+			raw, _ := jsonrpc.Get(item, key)
+			uri, _ := jsonrpc.String(raw)
+			if !x.allowedInList(pin, mb, uri, uri, item) {
+				return nil, false
+			}
+		}
+		return item, true
 	}
 	tool := x.m.Method == "tools/list"
 	raw, ok := jsonrpc.Get(item, "name")
@@ -194,6 +211,9 @@ func (x *exchange) mapItem(mb *member, item []byte, seen map[string]string) ([]b
 	}
 	v, ok := mb.virtualName(up, tool)
 	if !ok {
+		return nil, false
+	}
+	if pin != nil && !x.allowedInList(pin, mb, up, v, item) {
 		return nil, false
 	}
 	if other, dup := seen[v]; dup {

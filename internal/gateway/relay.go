@@ -156,6 +156,9 @@ func (s *Session) Respond(ctx context.Context, m *jsonrpc.Message) {
 		s.log.Debug("response to an unknown or finished request", "id", string(m.ID))
 		return
 	}
+	if p.local {
+		return // the client saw the notice of a held call
+	}
 	if err := p.client.Reply(ctx, jsonrpc.Rewrite(m, p.upID, nil)); err != nil {
 		s.log.Warn("relaying a response to the upstream", "upstream", p.entry.name, "error", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gatehouse/internal/jsonrpc"
+	"gatehouse/internal/policy"
 	"gatehouse/internal/upstream"
 )
 
@@ -30,6 +31,8 @@ type exchange struct {
 	cancelled atomic.Bool
 	mu        sync.Mutex
 	calls     []*inflight // upstream calls in flight
+
+	pcaller *policy.Caller // the policy view of the caller, once needed
 }
 
 // errClientCancelled ends an exchange whose client cancelled it.
@@ -285,6 +288,17 @@ func (x *exchange) byName(ctx context.Context, tool bool) {
 			return
 		}
 	}
+	kind := policy.KindPrompt
+	if tool {
+		kind = policy.KindTool
+	}
+	labels, ok := x.guard(ctx, kind, mb, up, name)
+	if !ok {
+		if tool {
+			x.noteCall(nil, false)
+		}
+		return
+	}
 	params := x.m.Params
 	if up != name {
 		p, err := jsonrpc.Set(x.m.Params, "name", jsonrpc.Quote(up))
@@ -294,7 +308,18 @@ func (x *exchange) byName(ctx context.Context, tool bool) {
 		}
 		params = p
 	}
-	x.forward(ctx, mb, params, up)
+	if !tool || x.vs.policy == nil {
+		x.forward(ctx, mb, params, up)
+		return
+	}
+	resp, err := x.call(ctx, mb, params, up)
+	if err != nil {
+		x.noteCall(nil, false)
+		x.fail(err)
+		return
+	}
+	x.noteCall(labels, resp.Kind == jsonrpc.KindResult)
+	x.relay(resp)
 }
 
 // checkParamHeaders validates the Mcp-Param-* headers of a stateless
@@ -363,6 +388,15 @@ func (x *exchange) byURI(ctx context.Context) {
 		x.fail(jsonrpc.NewError(jsonrpc.CodeInvalidParams, x.m.Method+" needs params.uri (a string)"))
 		return
 	}
+	mb := x.vs.members[0]
+	if !x.vs.transparent {
+		mb = x.resolveURI(ctx, uri)
+	}
+	if x.m.Method != "resources/unsubscribe" {
+		if _, ok := x.guard(ctx, policy.KindResource, mb, uri, uri); !ok {
+			return
+		}
+	}
 	if x.s != nil {
 		switch x.m.Method {
 		case "resources/subscribe":
@@ -374,10 +408,6 @@ func (x *exchange) byURI(ctx context.Context) {
 			delete(x.s.subs, uri)
 			x.s.mu.Unlock()
 		}
-	}
-	mb := x.vs.members[0]
-	if !x.vs.transparent {
-		mb = x.resolveURI(ctx, uri)
 	}
 	if mb != nil {
 		if x.s != nil && mb.e.shared && !x.sharedSubscription(mb.e, uri) {

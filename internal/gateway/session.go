@@ -41,6 +41,13 @@ type Session struct {
 	nextS2C  int64
 	subs     map[string]struct{} // resource URIs subscribed
 	closed   bool
+
+	source string // the client's IP address when the session opened
+	// What policy knows of the session's history: the data labels of the
+	// tools it called, and how many calls it made.
+	polMu  sync.Mutex
+	labels []string
+	calls  int
 }
 
 // inflight is one downstream request being served by an upstream.
@@ -71,6 +78,9 @@ type s2cRequest struct {
 	entry  *entry
 	client *upstream.Client
 	upID   []byte
+	// local: the gateway's own request (a notice of a held call); the
+	// answer is not relayed anywhere.
+	local bool
 }
 
 func callTag(c *upstream.Call) (*inflight, bool) {
@@ -94,6 +104,8 @@ type SessionInfo struct {
 	Out Outbound
 	// Principal is who opened the session (nil without authentication).
 	Principal *identity.Principal
+	// Source is the client's IP address.
+	Source string
 }
 
 // Initialize starts a session for the initialize request m on virtual
@@ -114,7 +126,7 @@ func (g *Gateway) Initialize(ctx context.Context, vsName string, m *jsonrpc.Mess
 		return nil, nil, jsonrpc.NewError(jsonrpc.CodeInvalidParams, "initialize needs params with protocolVersion, capabilities and clientInfo")
 	}
 	s := &Session{
-		g: g, vsName: vsName, id: info.ID, out: info.Out, principal: info.Principal,
+		g: g, vsName: vsName, id: info.ID, out: info.Out, principal: info.Principal, source: info.Source,
 		version:  NegotiateLegacy(p.ProtocolVersion),
 		capsRaw:  p.Capabilities,
 		links:    map[*entry]*upstream.Client{},
@@ -332,6 +344,9 @@ func (s *Session) Close() {
 	// Requests in flight end with the session's context (s.cancel above);
 	// call() tells their upstreams to stop.
 	for _, p := range s2c {
+		if p.local {
+			continue
+		}
 		p.entry.reply(p.client, jsonrpc.ErrorResponse(p.upID, jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse: client session ended")))
 	}
 	for _, c := range links {

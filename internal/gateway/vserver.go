@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"gatehouse/internal/config"
+	"gatehouse/internal/policy"
 )
 
 // VirtualServer is one compiled entry of the servers section: its members
@@ -20,6 +21,8 @@ type VirtualServer struct {
 	transparent  bool
 	instructions *string
 	signature    string
+	// policy decides what callers see and call (nil: no policy section).
+	policy *policy.Policy
 }
 
 // member is one upstream's membership in a virtual server.

@@ -37,6 +37,13 @@ const (
 	CodeUpstreamTimeout = -31002
 	// CodeOverloaded: the gateway refused the request to protect itself.
 	CodeOverloaded = -31005
+	// CodePolicyDenied: a policy rule denied the call; the message names
+	// the rule, data carries {rule, origin}.
+	CodePolicyDenied = -31010
+	// CodeApprovalPending: the call needs a human approval that was not
+	// given in time; data carries {approval_id, expires_at}. Retrying the
+	// same call once it is approved proceeds.
+	CodeApprovalPending = -31011
 )
 
 // Error is a JSON-RPC error object. Message and Data are shown to the client;

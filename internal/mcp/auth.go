@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -87,4 +88,14 @@ func owner(r *http.Request) string {
 func principalOf(r *http.Request) *identity.Principal {
 	p, _ := identity.FromContext(r.Context())
 	return p
+}
+
+// remoteIP is the client's IP address as the connection shows it (the
+// gateway does not trust forwarding headers).
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

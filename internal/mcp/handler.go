@@ -321,7 +321,7 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, server stri
 	}
 	s := newSession(server, false, cfg.Sessions.ReplayBuffer)
 	s.owner = owner(r)
-	gs, result, err := h.gw.Initialize(r.Context(), server, m, gateway.SessionInfo{ID: s.id, Out: s, Principal: principalOf(r)})
+	gs, result, err := h.gw.Initialize(r.Context(), server, m, gateway.SessionInfo{ID: s.id, Out: s, Principal: principalOf(r), Source: remoteIP(r)})
 	if err != nil {
 		writeError(w, http.StatusBadRequest, m.ID, jsonrpc.FromError(err))
 		return

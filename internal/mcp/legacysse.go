@@ -68,7 +68,7 @@ func (h *Handler) legacyPost(w http.ResponseWriter, r *http.Request, server stri
 		default:
 		}
 		go func() {
-			gs, result, err := h.gw.Initialize(contextWithoutCancel(r.Context()), server, m, gateway.SessionInfo{ID: s.id, Out: s, Principal: principalOf(r)})
+			gs, result, err := h.gw.Initialize(contextWithoutCancel(r.Context()), server, m, gateway.SessionInfo{ID: s.id, Out: s, Principal: principalOf(r), Source: remoteIP(r)})
 			if err != nil {
 				_ = out.Reply(jsonrpc.ErrorResponse(m.ID, jsonrpc.FromError(err)))
 				return

@@ -147,7 +147,8 @@ func (h *Handler) stateless(w http.ResponseWriter, r *http.Request, server strin
 	// (progress and log notifications may precede the result); errors
 	// found before forwarding use plain JSON with their HTTP status.
 	rr := &reqReplier{st: newStream("s", false, 1<<16), w: w, ctx: r.Context(), status: modernStatus, sseFinal: true}
-	rr.serve(func() { h.gw.HandleStateless(r.Context(), server, m, params, rr) })
+	ctx := gateway.WithSource(r.Context(), remoteIP(r))
+	rr.serve(func() { h.gw.HandleStateless(ctx, server, m, params, rr) })
 }
 
 // nameSource names the params member mirrored in Mcp-Name for a method.

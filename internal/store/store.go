@@ -92,6 +92,35 @@ type Store interface {
 	ListSecrets(ctx context.Context) ([]VaultSecret, error) // all fields
 	DeleteSecret(ctx context.Context, name, agent string) error
 
+	// Time-bounded grants: an agent's membership of a bundle until a
+	// moment. Expiry is noted once (MarkGrantExpired) so that exactly one
+	// replica records it.
+	CreateGrant(ctx context.Context, g Grant) error
+	GetGrant(ctx context.Context, id string) (Grant, error)
+	ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error)
+	// RevokeGrant sets RevokedAt/RevokedBy of an active grant; ErrNotFound
+	// when id does not exist, ErrUsed when it is already revoked or expired.
+	RevokeGrant(ctx context.Context, id, by string, at time.Time) error
+	// MarkGrantExpired sets ExpiryNoted on a grant whose ExpiresAt is
+	// before now and that is not yet noted or revoked; it reports whether
+	// this call did it.
+	MarkGrantExpired(ctx context.Context, id string, now time.Time) (bool, error)
+
+	// Approvals of held calls.
+	CreateApproval(ctx context.Context, a Approval) error
+	GetApproval(ctx context.Context, id string) (Approval, error)
+	ListApprovals(ctx context.Context, f ApprovalFilter) ([]Approval, error)
+	// DecideApproval moves a pending, unexpired approval to approved or
+	// denied; ErrUsed when it is no longer pending or has expired,
+	// ErrNotFound when id does not exist.
+	DecideApproval(ctx context.Context, id, status, by, note string, at time.Time) (Approval, error)
+	// FindApproval returns the newest approval of the exact call (Key)
+	// that is pending or approved and unexpired at now; ErrNotFound if none.
+	FindApproval(ctx context.Context, key string, now time.Time) (Approval, error)
+	// ConsumeApproval moves an approved, unexpired approval to used (it is
+	// single-use); ErrUsed when it is not approved, already used, or expired.
+	ConsumeApproval(ctx context.Context, id string, now time.Time) (Approval, error)
+
 	// Changes publishes a change to every process using this store
 	// (PostgreSQL: LISTEN/NOTIFY; SQLite: in-process only) and Subscribe
 	// delivers them, including this process's own, until ctx ends. A
@@ -105,7 +134,7 @@ type Store interface {
 
 // Change names a record that changed, so caches can drop it.
 type Change struct {
-	Kind string `json:"kind"` // agent, credential, signing_key, secret, user, team, client, resync
+	Kind string `json:"kind"` // agent, credential, signing_key, secret, user, team, client, grant, approval, resync
 	ID   string `json:"id"`   // the record's id, name or prefix
 }
 
@@ -243,4 +272,74 @@ type VaultSecret struct {
 	Version    int
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+}
+
+// Grant makes an agent a member of a bundle for a bounded time.
+type Grant struct {
+	ID          string // "grt_…"
+	AgentID     string
+	Bundle      string
+	Reason      string
+	CreatedBy   string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	RevokedAt   *time.Time
+	RevokedBy   string
+	ExpiryNoted bool // the expiry has been recorded (MarkGrantExpired)
+}
+
+// Active reports whether the grant is in force at now.
+func (g Grant) Active(now time.Time) bool {
+	return g.RevokedAt == nil && now.Before(g.ExpiresAt)
+}
+
+// GrantFilter selects grants; zero fields match everything.
+type GrantFilter struct {
+	AgentID string
+	Bundle  string
+	// ActiveAt, when set, keeps only grants neither revoked nor expired at
+	// that moment.
+	ActiveAt time.Time
+	// ExpiredUnnoted keeps only grants expired before ActiveAt (required
+	// then) whose expiry is not yet noted and that were not revoked.
+	ExpiredUnnoted bool
+}
+
+// Approval states.
+const (
+	ApprovalPending  = "pending"
+	ApprovalApproved = "approved"
+	ApprovalDenied   = "denied"
+	ApprovalUsed     = "used"
+)
+
+// Approval is a held call waiting for, or carrying, a human decision. It
+// is bound to the exact call by Key (who, server, tool, hash of the
+// arguments, policy version) and is single-use.
+type Approval struct {
+	ID            string // "apr_…"
+	Key           string // hex SHA-256 binding the exact call
+	Status        string
+	Principal     string // identity ID of the caller ("agent:agt_…", "user:alice")
+	PrincipalName string // agent or user name, for people
+	Server        string
+	Tool          string // the client-visible tool name
+	ArgsHash      string
+	Args          json.RawMessage // masked arguments, for the approver
+	PolicyVersion string
+	Rule          string // the workflow rule that asked for approval
+	Reason        string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	DecidedBy     string
+	DecidedAt     *time.Time
+	Note          string
+	UsedAt        *time.Time
+}
+
+// ApprovalFilter selects approvals; zero fields match everything.
+type ApprovalFilter struct {
+	Status    string
+	Principal string
+	Limit     int // 0: 100
 }

@@ -16,7 +16,15 @@
 //   - ListCredentials of an unknown agent and RevokeRefreshFamily of an
 //     unknown family are not errors;
 //   - refresh-family revocation is sticky: a token created later in a
-//     revoked family cannot be consumed.
+//     revoked family cannot be consumed;
+//   - grants and approvals expire at their ExpiresAt (as Grant.Active
+//     says), not after it;
+//   - MarkGrantExpired of an unknown grant reports false, not an error;
+//     ListGrants with ExpiredUnnoted and a zero ActiveAt is an error;
+//   - DecideApproval with a status other than approved or denied is an
+//     error that is neither ErrUsed nor ErrNotFound, and changes nothing;
+//   - ListGrants is oldest first, ListApprovals and FindApproval newest
+//     first, by CreatedAt.
 package storetest
 
 import (
@@ -59,6 +67,19 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RefreshTokenRace", testRefreshTokenRace},
 		{"SigningKeys", testSigningKeys},
 		{"Secrets", testSecrets},
+		{"Grants", testGrants},
+		{"GrantList", testGrantList},
+		{"GrantRevoke", testGrantRevoke},
+		{"GrantExpiry", testGrantExpiry},
+		{"GrantExpiryRace", testGrantExpiryRace},
+		{"Approvals", testApprovals},
+		{"ApprovalList", testApprovalList},
+		{"ApprovalListLimit", testApprovalListLimit},
+		{"ApprovalDecide", testApprovalDecide},
+		{"ApprovalDecideRace", testApprovalDecideRace},
+		{"ApprovalFind", testApprovalFind},
+		{"ApprovalConsume", testApprovalConsume},
+		{"ApprovalConsumeRace", testApprovalConsumeRace},
 		{"Times", testTimes},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"Changes", testChanges},

@@ -1,0 +1,394 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Effect is a decision's outcome.
+type Effect string
+
+const (
+	Allow   Effect = "allow"
+	Deny    Effect = "deny"
+	Approve Effect = "approve" // hold the call until a person approves it
+)
+
+// Decision is the outcome of one request and why.
+type Decision struct {
+	Effect Effect
+	// WouldDeny is set when monitor mode let through a request that an
+	// enforced policy would have denied or held; Rule and Reason then
+	// describe that rule.
+	WouldDeny bool
+	Rule      string // the deciding rule ("" for the default denial)
+	Origin    string // the rule's set: "organisation", "team support", "bundle support (v3)", "workflow"
+	Reason    string
+	// Bundles are the caller's bundles (membership and grants).
+	Bundles []string
+	// Labels are the target's data labels (a session accumulates them).
+	Labels []string
+	// Trace lists every rule considered, when asked for (Explain).
+	Trace []Step
+}
+
+// Step is one rule considered by a decision.
+type Step struct {
+	Origin string `json:"origin"`
+	Rule   string `json:"rule"`
+	Kind   string `json:"kind"`   // allow, deny, workflow
+	Result string `json:"result"` // matched, no_match, error, assumed (list)
+	Detail string `json:"detail,omitempty"`
+	Mode   string `json:"mode"`
+}
+
+// Message is the text a denied caller sees: the rule and its reason.
+func (d Decision) Message() string {
+	var b strings.Builder
+	switch {
+	case d.Rule == "":
+		b.WriteString("denied by policy: ")
+	case d.Origin == "workflow":
+		fmt.Fprintf(&b, "denied by workflow rule %q: ", d.Rule)
+	default:
+		fmt.Fprintf(&b, "denied by policy rule %q (%s): ", d.Rule, d.Origin)
+	}
+	b.WriteString(d.Reason)
+	return b.String()
+}
+
+// scope is the rule sets that apply to one caller, in evaluation order.
+type scope struct {
+	sets    []*ruleSet
+	bundles []string
+}
+
+func (p *Policy) scopeFor(c *Caller) *scope {
+	k := c.key()
+	if s, ok := p.scopes.Load(k); ok {
+		return s.(*scope)
+	}
+	s := &scope{sets: []*ruleSet{p.org}}
+	if c.Team != "" {
+		if t := p.teams[c.Team]; t != nil {
+			s.sets = append(s.sets, t)
+		}
+	}
+	for _, b := range p.bundleSeq {
+		if b.member(c) {
+			s.sets = append(s.sets, b.set)
+			s.bundles = append(s.bundles, b.name)
+		}
+	}
+	p.scopes.Store(k, s)
+	return s
+}
+
+func (b *bundle) member(c *Caller) bool {
+	m := &b.members
+	switch {
+	case m.Everyone:
+		return true
+	case slices.Contains(c.Grants, b.name):
+		return true
+	case c.Kind == "agent" && (slices.Contains(m.Agents, c.AgentName) || (c.Team != "" && slices.Contains(m.Teams, c.Team))):
+		return true
+	case c.Kind == "user" && slices.Contains(m.Users, c.User):
+		return true
+	}
+	// People (calling directly, or driving an agent) bring their groups.
+	for _, g := range c.Groups {
+		if slices.Contains(m.Groups, g) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Policy) factsFor(t *Target) *toolFacts {
+	if t.Kind != KindTool {
+		return &toolFacts{}
+	}
+	k := t.Upstream + "\x00" + t.Name
+	if f, ok := p.tfacts.Load(k); ok {
+		// Annotations may change with the upstream's list; facts set by the
+		// operator do not. Recompute only the annotation-derived part.
+		return withAnnotations(f.(*factOverrides), t)
+	}
+	base := &toolFacts{}
+	var ro, de *bool
+	for _, f := range p.facts {
+		if f.upstream != t.Upstream || !matchAny(f.tools, t.Name) {
+			continue
+		}
+		for _, l := range f.labels {
+			if !slices.Contains(base.labels, l) {
+				base.labels = append(base.labels, l)
+			}
+		}
+		if f.readOnly != nil {
+			ro = f.readOnly
+		}
+		if f.destructive != nil {
+			de = f.destructive
+		}
+	}
+	slices.Sort(base.labels)
+	stored := &factOverrides{toolFacts: *base, readOnly: ro, destructive: de}
+	p.tfacts.Store(k, stored)
+	return withAnnotations(stored, t)
+}
+
+// factOverrides caches the operator facts of one tool.
+type factOverrides struct {
+	toolFacts
+	readOnly, destructive *bool
+}
+
+func withAnnotations(fo *factOverrides, t *Target) *toolFacts {
+	out := &toolFacts{labels: fo.labels}
+	// MCP defaults: readOnlyHint false; destructiveHint true unless
+	// read-only. Annotations are hints from the upstream: the operator's
+	// facts win.
+	out.readOnly = t.Annotations.ReadOnly != nil && *t.Annotations.ReadOnly
+	if fo.readOnly != nil {
+		out.readOnly = *fo.readOnly
+	}
+	out.destructive = !out.readOnly
+	if t.Annotations.Destructive != nil && !out.readOnly {
+		out.destructive = *t.Annotations.Destructive
+	}
+	if fo.destructive != nil {
+		out.destructive = *fo.destructive
+	}
+	return out
+}
+
+func matchAny(gs []glob, s string) bool {
+	for _, g := range gs {
+		if g.match(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// applies reports whether r's static part (kind, server, names, class,
+// labels) matches the target.
+func (r *rule) applies(t *Target, f *toolFacts) bool {
+	if r.kinds&kindBit(t.Kind) == 0 {
+		return false
+	}
+	if len(r.servers) > 0 && !slices.Contains(r.servers, t.Server) {
+		return false
+	}
+	var names []glob
+	switch t.Kind {
+	case KindTool:
+		names = r.tools
+	case KindPrompt:
+		names = r.prompts
+	default:
+		names = r.res
+	}
+	if len(names) > 0 {
+		ok := false
+		for _, g := range names {
+			if g.match(t.Name) || (t.Kind != KindResource && g.match(t.Upstream+"/"+t.Name)) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if t.Kind == KindTool {
+		switch r.class {
+		case "read_only":
+			if !f.readOnly {
+				return false
+			}
+		case "write":
+			if f.readOnly {
+				return false
+			}
+		case "destructive":
+			if !f.destructive {
+				return false
+			}
+		}
+		if len(r.labels) > 0 && !slices.ContainsFunc(r.labels, func(l string) bool { return slices.Contains(f.labels, l) }) {
+			return false
+		}
+	} else if r.class != "" || len(r.labels) > 0 {
+		return false // classes and labels are facts about tools
+	}
+	return true
+}
+
+// Decide decides in. With explain, the decision lists every rule
+// considered. It never fails: a condition that cannot be evaluated denies
+// (allow rules: it does not grant; deny rules: it matches) and says so.
+func (p *Policy) Decide(in *Input, explain bool) Decision {
+	sc := p.scopeFor(in.Caller)
+	in.facts = p.factsFor(in.Target)
+	act := &activation{in: in}
+	d := Decision{Bundles: sc.bundles, Labels: in.facts.labels}
+	var would *Decision // the first monitor-mode denial
+	step := func(r *rule, kind, result, detail string) {
+		if explain {
+			d.Trace = append(d.Trace, Step{Origin: r.origin, Rule: r.name, Kind: kind, Result: result, Detail: detail, Mode: r.mode.String()})
+		}
+	}
+
+	// Denies first, in every set: a deny anywhere wins over any allow, so
+	// no team or bundle can override the organisation's.
+	for _, set := range sc.sets {
+		for _, r := range set.deny {
+			if !r.applies(in.Target, in.facts) {
+				continue
+			}
+			matched, detail := true, ""
+			if r.when != nil {
+				if in.List && r.when.uses["args"] {
+					step(r, "deny", "skipped", "reads args: decided per call")
+					continue
+				}
+				ok, err := r.when.eval(act)
+				switch {
+				case err != nil:
+					detail = fmt.Sprintf("condition could not be evaluated (%v): denied (fail closed)", err)
+				case !ok:
+					matched = false
+				}
+			}
+			if !matched {
+				step(r, "deny", "no_match", "")
+				continue
+			}
+			reason := r.reason
+			if detail != "" {
+				reason = detail
+			} else if reason == "" {
+				reason = "the rule denies this"
+			}
+			step(r, "deny", "matched", detail)
+			res := Decision{Effect: Deny, Rule: r.name, Origin: r.origin, Reason: reason}
+			if r.mode == monitor {
+				if would == nil {
+					would = &res
+				}
+				continue
+			}
+			return d.finish(res)
+		}
+	}
+
+	// Workflow rules: the session's history against the target's labels.
+	if in.Target.Kind == KindTool && !in.List {
+		for _, w := range p.workflows {
+			read := firstShared(w.after, in.Session.Labels)
+			guarded := firstShared(w.calls, in.facts.labels)
+			if read == "" || guarded == "" {
+				if explain {
+					d.Trace = append(d.Trace, Step{Origin: "workflow", Rule: w.name, Kind: "workflow", Result: "no_match", Mode: w.mode.String()})
+				}
+				continue
+			}
+			reason := w.reason
+			if reason == "" {
+				reason = fmt.Sprintf("this session has read %s data; calling a %s tool", read, guarded)
+				if w.action == "approve" {
+					reason += " needs a person's approval"
+				} else {
+					reason += " is not allowed"
+				}
+			}
+			if explain {
+				d.Trace = append(d.Trace, Step{Origin: "workflow", Rule: w.name, Kind: "workflow", Result: "matched", Detail: w.action, Mode: w.mode.String()})
+			}
+			eff := Deny
+			if w.action == "approve" {
+				eff = Approve
+			}
+			res := Decision{Effect: eff, Rule: w.name, Origin: "workflow", Reason: reason}
+			if w.mode == monitor {
+				if would == nil {
+					would = &res
+				}
+				continue
+			}
+			return d.finish(res)
+		}
+	}
+
+	// Allows: any match grants.
+	var evalErr string
+	for _, set := range sc.sets {
+		for _, r := range set.allow {
+			if !r.applies(in.Target, in.facts) {
+				continue
+			}
+			if r.when != nil {
+				if in.List && r.when.uses["args"] {
+					step(r, "allow", "assumed", "reads args: decided per call")
+					return d.allow(r, would)
+				}
+				ok, err := r.when.eval(act)
+				if err != nil {
+					step(r, "allow", "error", err.Error())
+					if evalErr == "" {
+						evalErr = fmt.Sprintf("rule %q (%s) could not be evaluated (%v), so it grants nothing (fail closed)", r.name, r.origin, err)
+					}
+					continue
+				}
+				if !ok {
+					step(r, "allow", "no_match", "")
+					continue
+				}
+			}
+			step(r, "allow", "matched", "")
+			return d.allow(r, would)
+		}
+	}
+	reason := "no rule allows this for the caller"
+	if evalErr != "" {
+		reason = evalErr
+	}
+	res := Decision{Effect: Deny, Reason: reason}
+	if p.mode == monitor {
+		if would == nil {
+			would = &res
+		}
+		return d.allow(nil, would)
+	}
+	return d.finish(res)
+}
+
+func (d Decision) finish(res Decision) Decision {
+	d.Effect, d.Rule, d.Origin, d.Reason = res.Effect, res.Rule, res.Origin, res.Reason
+	return d
+}
+
+func (d Decision) allow(r *rule, would *Decision) Decision {
+	d.Effect = Allow
+	if r != nil {
+		d.Rule, d.Origin, d.Reason = r.name, r.origin, "allowed"
+	}
+	if would != nil {
+		d.WouldDeny = true
+		d.Rule, d.Origin, d.Reason = would.Rule, would.Origin, would.Reason
+	}
+	return d
+}
+
+func firstShared(a, b []string) string {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return x
+		}
+	}
+	return ""
+}

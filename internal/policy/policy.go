@@ -1,0 +1,268 @@
+// Package policy decides what each caller may see and call: bundles of
+// grants per role, organisation- and team-wide rules, CEL conditions over
+// the caller, the tool, its arguments, the request and the session, and
+// workflow rules over what a session has already read. A Policy is
+// compiled once per configuration and is immutable; the same Decide
+// filters lists and guards calls, and every decision carries its reason.
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"gatehouse/internal/config"
+)
+
+// Kinds of target.
+const (
+	KindTool     = "tool"
+	KindPrompt   = "prompt"
+	KindResource = "resource"
+)
+
+type mode uint8
+
+const (
+	enforce mode = iota
+	monitor
+)
+
+func parseMode(s string, parent mode) mode {
+	switch s {
+	case "monitor":
+		return monitor
+	case "enforce":
+		return enforce
+	}
+	return parent
+}
+
+func (m mode) String() string {
+	if m == monitor {
+		return "monitor"
+	}
+	return "enforce"
+}
+
+// Policy is a compiled policy section. It is safe for concurrent use.
+type Policy struct {
+	// Version identifies this policy's content; approvals are bound to it.
+	Version string
+
+	mode      mode
+	facts     []*fact
+	org       *ruleSet
+	teams     map[string]*ruleSet
+	bundles   map[string]*bundle
+	bundleSeq []*bundle // sorted by name
+	workflows []*workflow
+
+	scopes sync.Map // caller key -> *scope
+	tfacts sync.Map // upstream + "\x00" + name -> *toolFacts
+}
+
+type ruleSet struct {
+	origin string // "organisation", "team support", "bundle support (v3)"
+	allow  []*rule
+	deny   []*rule
+}
+
+type bundle struct {
+	name    string
+	members config.Members
+	set     *ruleSet
+}
+
+type rule struct {
+	name    string
+	origin  string
+	path    string // configuration path, for messages
+	servers []string
+	tools   []glob
+	prompts []glob
+	res     []glob
+	kinds   uint8 // bit per kind the rule applies to
+	class   string
+	labels  []string
+	when    *condition
+	reason  string
+	mode    mode
+}
+
+type workflow struct {
+	name   string
+	after  []string
+	calls  []string
+	action string
+	reason string
+	mode   mode
+}
+
+type fact struct {
+	upstream    string
+	tools       []glob
+	labels      []string
+	readOnly    *bool
+	destructive *bool
+}
+
+// glob matches names; patterns without metacharacters compare directly.
+type glob struct {
+	pat   string
+	exact bool
+}
+
+func newGlob(p string) glob { return glob{pat: p, exact: !strings.ContainsAny(p, `*?[\`)} }
+
+func (g glob) match(s string) bool {
+	if g.exact {
+		return g.pat == s
+	}
+	ok, _ := path.Match(g.pat, s)
+	return ok
+}
+
+const (
+	bitTool = 1 << iota
+	bitPrompt
+	bitResource
+)
+
+func kindBit(kind string) uint8 {
+	switch kind {
+	case KindTool:
+		return bitTool
+	case KindPrompt:
+		return bitPrompt
+	}
+	return bitResource
+}
+
+// Compile compiles cfg's policy section; it returns nil, nil when there is
+// none. Errors are config.Problems located in the configuration file.
+func Compile(cfg *config.Config) (*Policy, error) {
+	pc := cfg.Policy
+	if pc == nil {
+		return nil, nil
+	}
+	var problems config.Problems
+	p := &Policy{mode: parseMode(pc.Mode, enforce), teams: map[string]*ruleSet{}, bundles: map[string]*bundle{}}
+	for _, f := range pc.Tools {
+		if f == nil {
+			continue
+		}
+		p.facts = append(p.facts, &fact{upstream: f.Upstream, tools: globs(f.Tools), labels: f.Labels, readOnly: f.ReadOnly, destructive: f.Destructive})
+	}
+	compileSet := func(origin, at string, rs *config.RuleSet, parent mode) *ruleSet {
+		m := parseMode(rs.Mode, parent)
+		out := &ruleSet{origin: origin}
+		for _, k := range []struct {
+			kind  string
+			rules []*config.Rule
+			dst   *[]*rule
+		}{{"allow", rs.Allow, &out.allow}, {"deny", rs.Deny, &out.deny}} {
+			for i, r := range k.rules {
+				if r == nil {
+					continue
+				}
+				rp := fmt.Sprintf("%s.%s[%d]", at, k.kind, i)
+				cr := &rule{name: r.Name, origin: origin, path: rp, servers: r.Servers, tools: globs(r.Tools),
+					prompts: globs(r.Prompts), res: globs(r.Resources), class: r.Class, labels: r.Labels,
+					reason: r.Reason, mode: parseMode(r.Mode, m)}
+				if len(r.Tools) > 0 {
+					cr.kinds |= bitTool
+				}
+				if len(r.Prompts) > 0 {
+					cr.kinds |= bitPrompt
+				}
+				if len(r.Resources) > 0 {
+					cr.kinds |= bitResource
+				}
+				if cr.kinds == 0 {
+					cr.kinds = bitTool | bitPrompt | bitResource
+				}
+				if r.When != "" {
+					c, err := compileCondition(r.When)
+					if err != nil {
+						problems = append(problems, cfg.ProblemAt(rp+".when", "condition does not compile: %v", err))
+					}
+					cr.when = c
+				}
+				*k.dst = append(*k.dst, cr)
+			}
+		}
+		return out
+	}
+	if pc.Organisation != nil {
+		p.org = compileSet("organisation", "policy.organisation", pc.Organisation, p.mode)
+	} else {
+		p.org = &ruleSet{origin: "organisation"}
+	}
+	for name, rs := range pc.Teams {
+		if rs != nil {
+			p.teams[name] = compileSet("team "+name, "policy.teams."+name, rs, p.mode)
+		}
+	}
+	for name, b := range pc.Bundles {
+		if b == nil {
+			continue
+		}
+		origin := "bundle " + name
+		if b.Version > 0 {
+			origin += fmt.Sprintf(" (v%d)", b.Version)
+		}
+		cb := &bundle{name: name, members: b.Members,
+			set: compileSet(origin, "policy.bundles."+name, &config.RuleSet{Mode: b.Mode, Allow: b.Allow, Deny: b.Deny}, p.mode)}
+		p.bundles[name] = cb
+		p.bundleSeq = append(p.bundleSeq, cb)
+	}
+	sort.Slice(p.bundleSeq, func(i, j int) bool { return p.bundleSeq[i].name < p.bundleSeq[j].name })
+	for _, w := range pc.Workflows {
+		if w == nil {
+			continue
+		}
+		p.workflows = append(p.workflows, &workflow{name: w.Name, after: w.After, calls: w.Calls, action: w.Action,
+			reason: w.Reason, mode: parseMode(w.Mode, p.mode)})
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	// The version is a digest of the section as configured: any change to
+	// a rule, a bundle's membership or a fact makes a new version.
+	b, _ := json.Marshal(pc)
+	sum := sha256.Sum256(b)
+	p.Version = hex.EncodeToString(sum[:6])
+	return p, nil
+}
+
+func globs(ps []string) []glob {
+	out := make([]glob, len(ps))
+	for i, p := range ps {
+		out[i] = newGlob(p)
+	}
+	return out
+}
+
+// Bundles lists the bundle names, sorted.
+func (p *Policy) Bundles() []string {
+	out := make([]string, len(p.bundleSeq))
+	for i, b := range p.bundleSeq {
+		out[i] = b.name
+	}
+	return out
+}
+
+// HasBundle reports whether the policy defines bundle name.
+func (p *Policy) HasBundle(name string) bool { _, ok := p.bundles[name]; return ok }
+
+// ApprovalsUsed reports whether some workflow rule may hold calls.
+func (p *Policy) ApprovalsUsed() bool {
+	return slices.ContainsFunc(p.workflows, func(w *workflow) bool { return w.action == "approve" })
+}
