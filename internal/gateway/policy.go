@@ -161,7 +161,7 @@ func (x *exchange) guard(ctx context.Context, kind string, mb *member, up, visib
 	// list would not show it, the answer is the one for an unknown name.
 	list := *in
 	list.List, list.Args = true, nil
-	if d.Rule == "" || pol.Decide(&list, false).Effect == policy.Deny {
+	if pol.Decide(&list, false).Effect == policy.Deny {
 		switch kind {
 		case policy.KindTool:
 			x.fail(jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Unknown tool: "+visible))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -39,7 +38,7 @@ var (
 
 func environment() (*cel.Env, error) {
 	envOnce.Do(func() {
-		opts := []cel.EnvOption{
+		opts := append(stdLibWithCachedZones(),
 			ext.Strings(), ext.Sets(), ext.Lists(), ext.Network(),
 			cel.OptionalTypes(),
 			cel.Function("urls",
@@ -57,11 +56,11 @@ func environment() (*cel.Env, error) {
 						}
 						return types.Bool(SQLReadOnly(string(s)))
 					}))),
-		}
+		)
 		for _, name := range celVars {
 			opts = append(opts, cel.Variable(name, cel.MapType(cel.StringType, cel.DynType)))
 		}
-		celEnv, envErr = cel.NewEnv(opts...)
+		celEnv, envErr = cel.NewCustomEnv(opts...)
 	})
 	return celEnv, envErr
 }
@@ -141,7 +140,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.in.Caller.userValue(), true
 	case "tool":
 		if a.tool == nil {
-			a.tool = a.in.Target.value(a.in.facts)
+			a.tool = a.in.Target.value(&a.in.facts)
 		}
 		return a.tool, true
 	case "args":
@@ -185,7 +184,48 @@ func decodeArgs(raw json.RawMessage) (any, error) {
 	return v, nil
 }
 
-var urlRE = regexp.MustCompile(`(?i)\b(?:https?|ftp|wss?)://[^\s"'<>\x60]+`)
+// findURLs appends the URLs ("scheme://…") found in s.
+// Hand-written: the equivalent regular expression took 40% of a whole
+// decision (BenchmarkDecideCall) for a condition over every argument.
+func findURLs(dst []string, s string) []string {
+	for off := 0; ; {
+		i := strings.Index(s[off:], "://")
+		if i < 0 {
+			return dst
+		}
+		i += off
+		start := i
+		for start > 0 && isSchemeChar(s[start-1]) {
+			start--
+		}
+		end := i + 3
+		for end < len(s) && !isURLEnd(s[end]) {
+			end++
+		}
+		off = end
+		if end == i+3 || !knownScheme(s[start:i]) {
+			continue
+		}
+		dst = append(dst, s[start:end])
+	}
+}
+
+func isSchemeChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+func isURLEnd(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '\f', '\v', '"', '\'', '<', '>', '`':
+		return true
+	}
+	return false
+}
+
+// knownScheme reports whether s can be a URL scheme before "://": two
+// or more letters (any scheme counts: file://, gopher://, … are links out
+// too, and a policy allow-lists hosts, not schemes).
+func knownScheme(s string) bool { return len(s) >= 2 }
 
 // celURLs returns every URL found in any string inside v (keys included),
 // so that "no URL outside an allow list" holds however deep the argument.
@@ -198,7 +238,7 @@ func celURLs(v ref.Val) ref.Val {
 		}
 		switch t := v.(type) {
 		case types.String:
-			found = append(found, urlRE.FindAllString(string(t), -1)...)
+			found = findURLs(found, string(t))
 		case traits.Mapper:
 			it := t.Iterator()
 			for it.HasNext() == types.True {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Effect is a decision's outcome.
@@ -58,30 +59,118 @@ func (d Decision) Message() string {
 	return b.String()
 }
 
-// scope is the rule sets that apply to one caller, in evaluation order.
+// scope is the rule sets that apply to one caller, in evaluation order,
+// with the rules indexed by the upstream they can match.
 type scope struct {
 	sets    []*ruleSet
 	bundles []string
+
+	mu    sync.RWMutex
+	index map[scopeKey]*scopeRules
+}
+
+type scopeKey struct{ kind, upstream string }
+
+// scopeRules are a scope's rules that can match one kind of target of one
+// upstream, in evaluation order.
+type scopeRules struct {
+	deny, allow []*rule
+}
+
+// rulesFor returns the rules of the scope that may apply to targets of
+// kind on upstream. List filtering asks this once per item; the answer is
+// computed once per scope.
+func (s *scope) rulesFor(kind, upstream string) *scopeRules {
+	k := scopeKey{kind, upstream}
+	s.mu.RLock()
+	r := s.index[k]
+	s.mu.RUnlock()
+	if r != nil {
+		return r
+	}
+	r = &scopeRules{}
+	bit := kindBit(kind)
+	for _, set := range s.sets {
+		for _, rl := range set.deny {
+			if rl.mayApply(bit, kind, upstream) {
+				r.deny = append(r.deny, rl)
+			}
+		}
+	}
+	for _, set := range s.sets {
+		for _, rl := range set.allow {
+			if rl.mayApply(bit, kind, upstream) {
+				r.allow = append(r.allow, rl)
+			}
+		}
+	}
+	s.mu.Lock()
+	if s.index == nil {
+		s.index = map[scopeKey]*scopeRules{}
+	}
+	s.index[k] = r
+	s.mu.Unlock()
+	return r
+}
+
+// mayApply reports whether the rule can match some target of kind on
+// upstream.
+func (r *rule) mayApply(bit uint8, kind, upstream string) bool {
+	if r.kinds&bit == 0 {
+		return false
+	}
+	names := r.namesFor(kind)
+	if len(names) == 0 {
+		return true
+	}
+	for _, g := range names {
+		if g.upstreamMayMatch(upstream) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *rule) namesFor(kind string) []glob {
+	switch kind {
+	case KindTool:
+		return r.tools
+	case KindPrompt:
+		return r.prompts
+	}
+	return r.res
+}
+
+// callerScope caches a caller's scope under one policy.
+type callerScope struct {
+	p *Policy
+	s *scope
 }
 
 func (p *Policy) scopeFor(c *Caller) *scope {
+	if cs := c.scope.Load(); cs != nil && cs.p == p {
+		return cs.s
+	}
 	k := c.key()
-	if s, ok := p.scopes.Load(k); ok {
-		return s.(*scope)
-	}
-	s := &scope{sets: []*ruleSet{p.org}}
-	if c.Team != "" {
-		if t := p.teams[c.Team]; t != nil {
-			s.sets = append(s.sets, t)
+	var s *scope
+	if v, ok := p.scopes.Load(k); ok {
+		s = v.(*scope)
+	} else {
+		s = &scope{sets: []*ruleSet{p.org}}
+		if c.Team != "" {
+			if t := p.teams[c.Team]; t != nil {
+				s.sets = append(s.sets, t)
+			}
 		}
-	}
-	for _, b := range p.bundleSeq {
-		if b.member(c) {
-			s.sets = append(s.sets, b.set)
-			s.bundles = append(s.bundles, b.name)
+		for _, b := range p.bundleSeq {
+			if b.member(c) {
+				s.sets = append(s.sets, b.set)
+				s.bundles = append(s.bundles, b.name)
+			}
 		}
+		p.scopes.Store(k, s)
 	}
-	p.scopes.Store(k, s)
+	c.scope.Store(&callerScope{p: p, s: s})
 	return s
 }
 
@@ -106,51 +195,28 @@ func (b *bundle) member(c *Caller) bool {
 	return false
 }
 
-func (p *Policy) factsFor(t *Target) *toolFacts {
-	if t.Kind != KindTool {
-		return &toolFacts{}
-	}
-	k := t.Upstream + "\x00" + t.Name
-	if f, ok := p.tfacts.Load(k); ok {
-		// Annotations may change with the upstream's list; facts set by the
-		// operator do not. Recompute only the annotation-derived part.
-		return withAnnotations(f.(*factOverrides), t)
-	}
-	base := &toolFacts{}
-	var ro, de *bool
-	for _, f := range p.facts {
-		if f.upstream != t.Upstream || !matchAny(f.tools, t.Name) {
-			continue
-		}
-		for _, l := range f.labels {
-			if !slices.Contains(base.labels, l) {
-				base.labels = append(base.labels, l)
-			}
-		}
-		if f.readOnly != nil {
-			ro = f.readOnly
-		}
-		if f.destructive != nil {
-			de = f.destructive
-		}
-	}
-	slices.Sort(base.labels)
-	stored := &factOverrides{toolFacts: *base, readOnly: ro, destructive: de}
-	p.tfacts.Store(k, stored)
-	return withAnnotations(stored, t)
-}
-
-// factOverrides caches the operator facts of one tool.
+// factOverrides are the operator's facts about one tool.
 type factOverrides struct {
-	toolFacts
+	labels                []string
 	readOnly, destructive *bool
 }
 
-func withAnnotations(fo *factOverrides, t *Target) *toolFacts {
-	out := &toolFacts{labels: fo.labels}
-	// MCP defaults: readOnlyHint false; destructiveHint true unless
-	// read-only. Annotations are hints from the upstream: the operator's
-	// facts win.
+var noFacts = &factOverrides{}
+
+func (p *Policy) factsFor(t *Target) toolFacts {
+	if t.Kind != KindTool {
+		return toolFacts{}
+	}
+	p.factsMu.RLock()
+	fo := p.tfacts[t.Upstream][t.Name]
+	p.factsMu.RUnlock()
+	if fo == nil {
+		fo = p.computeFacts(t.Upstream, t.Name)
+	}
+	// Annotations may change with the upstream's list; the operator's facts
+	// do not, and win over them. MCP defaults: readOnlyHint false;
+	// destructiveHint true unless read-only.
+	out := toolFacts{labels: fo.labels}
 	out.readOnly = t.Annotations.ReadOnly != nil && *t.Annotations.ReadOnly
 	if fo.readOnly != nil {
 		out.readOnly = *fo.readOnly
@@ -165,9 +231,51 @@ func withAnnotations(fo *factOverrides, t *Target) *toolFacts {
 	return out
 }
 
-func matchAny(gs []glob, s string) bool {
+// maxFactsCache bounds the tools whose facts are cached (tool names come
+// from upstreams).
+const maxFactsCache = 100_000
+
+func (p *Policy) computeFacts(upstream, name string) *factOverrides {
+	fo := &factOverrides{}
+	for _, f := range p.facts {
+		if f.upstream != upstream || !matchAny(f.tools, "", name) {
+			continue
+		}
+		for _, l := range f.labels {
+			if !slices.Contains(fo.labels, l) {
+				fo.labels = append(fo.labels, l)
+			}
+		}
+		if f.readOnly != nil {
+			fo.readOnly = f.readOnly
+		}
+		if f.destructive != nil {
+			fo.destructive = f.destructive
+		}
+	}
+	slices.Sort(fo.labels)
+	if fo.labels == nil && fo.readOnly == nil && fo.destructive == nil {
+		fo = noFacts
+	}
+	p.factsMu.Lock()
+	if p.nfacts < maxFactsCache {
+		m := p.tfacts[upstream]
+		if m == nil {
+			m = map[string]*factOverrides{}
+			p.tfacts[upstream] = m
+		}
+		if m[name] == nil {
+			m[name] = fo
+			p.nfacts++
+		}
+	}
+	p.factsMu.Unlock()
+	return fo
+}
+
+func matchAny(gs []glob, upstream, name string) bool {
 	for _, g := range gs {
-		if g.match(s) {
+		if g.match(upstream, name) {
 			return true
 		}
 	}
@@ -183,26 +291,8 @@ func (r *rule) applies(t *Target, f *toolFacts) bool {
 	if len(r.servers) > 0 && !slices.Contains(r.servers, t.Server) {
 		return false
 	}
-	var names []glob
-	switch t.Kind {
-	case KindTool:
-		names = r.tools
-	case KindPrompt:
-		names = r.prompts
-	default:
-		names = r.res
-	}
-	if len(names) > 0 {
-		ok := false
-		for _, g := range names {
-			if g.match(t.Name) || (t.Kind != KindResource && g.match(t.Upstream+"/"+t.Name)) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
+	if names := r.namesFor(t.Kind); len(names) > 0 && !matchAny(names, t.Upstream, t.Name) {
+		return false
 	}
 	if t.Kind == KindTool {
 		switch r.class {
@@ -234,7 +324,8 @@ func (r *rule) applies(t *Target, f *toolFacts) bool {
 func (p *Policy) Decide(in *Input, explain bool) Decision {
 	sc := p.scopeFor(in.Caller)
 	in.facts = p.factsFor(in.Target)
-	act := &activation{in: in}
+	rs := sc.rulesFor(in.Target.Kind, in.Target.Upstream)
+	act := activation{in: in}
 	d := Decision{Bundles: sc.bundles, Labels: in.facts.labels}
 	var would *Decision // the first monitor-mode denial
 	step := func(r *rule, kind, result, detail string) {
@@ -245,45 +336,43 @@ func (p *Policy) Decide(in *Input, explain bool) Decision {
 
 	// Denies first, in every set: a deny anywhere wins over any allow, so
 	// no team or bundle can override the organisation's.
-	for _, set := range sc.sets {
-		for _, r := range set.deny {
-			if !r.applies(in.Target, in.facts) {
-				continue
-			}
-			matched, detail := true, ""
-			if r.when != nil {
-				if in.List && r.when.uses["args"] {
-					step(r, "deny", "skipped", "reads args: decided per call")
-					continue
-				}
-				ok, err := r.when.eval(act)
-				switch {
-				case err != nil:
-					detail = fmt.Sprintf("condition could not be evaluated (%v): denied (fail closed)", err)
-				case !ok:
-					matched = false
-				}
-			}
-			if !matched {
-				step(r, "deny", "no_match", "")
-				continue
-			}
-			reason := r.reason
-			if detail != "" {
-				reason = detail
-			} else if reason == "" {
-				reason = "the rule denies this"
-			}
-			step(r, "deny", "matched", detail)
-			res := Decision{Effect: Deny, Rule: r.name, Origin: r.origin, Reason: reason}
-			if r.mode == monitor {
-				if would == nil {
-					would = &res
-				}
-				continue
-			}
-			return d.finish(res)
+	for _, r := range rs.deny {
+		if !r.applies(in.Target, &in.facts) {
+			continue
 		}
+		matched, detail := true, ""
+		if r.when != nil {
+			if in.List && r.when.uses["args"] {
+				step(r, "deny", "skipped", "reads args: decided per call")
+				continue
+			}
+			ok, err := in.eval(r.when, &act)
+			switch {
+			case err != nil:
+				detail = fmt.Sprintf("condition could not be evaluated (%v): denied (fail closed)", err)
+			case !ok:
+				matched = false
+			}
+		}
+		if !matched {
+			step(r, "deny", "no_match", "")
+			continue
+		}
+		reason := r.reason
+		if detail != "" {
+			reason = detail
+		} else if reason == "" {
+			reason = "the rule denies this"
+		}
+		step(r, "deny", "matched", detail)
+		res := Decision{Effect: Deny, Rule: r.name, Origin: r.origin, Reason: reason}
+		if r.mode == monitor {
+			if would == nil {
+				would = &res
+			}
+			continue
+		}
+		return d.finish(res)
 	}
 
 	// Workflow rules: the session's history against the target's labels.
@@ -326,32 +415,30 @@ func (p *Policy) Decide(in *Input, explain bool) Decision {
 
 	// Allows: any match grants.
 	var evalErr string
-	for _, set := range sc.sets {
-		for _, r := range set.allow {
-			if !r.applies(in.Target, in.facts) {
+	for _, r := range rs.allow {
+		if !r.applies(in.Target, &in.facts) {
+			continue
+		}
+		if r.when != nil {
+			if in.List && r.when.uses["args"] {
+				step(r, "allow", "assumed", "reads args: decided per call")
+				return d.allow(r, would)
+			}
+			ok, err := in.eval(r.when, &act)
+			if err != nil {
+				step(r, "allow", "error", err.Error())
+				if evalErr == "" {
+					evalErr = fmt.Sprintf("rule %q (%s) could not be evaluated (%v), so it grants nothing (fail closed)", r.name, r.origin, err)
+				}
 				continue
 			}
-			if r.when != nil {
-				if in.List && r.when.uses["args"] {
-					step(r, "allow", "assumed", "reads args: decided per call")
-					return d.allow(r, would)
-				}
-				ok, err := r.when.eval(act)
-				if err != nil {
-					step(r, "allow", "error", err.Error())
-					if evalErr == "" {
-						evalErr = fmt.Sprintf("rule %q (%s) could not be evaluated (%v), so it grants nothing (fail closed)", r.name, r.origin, err)
-					}
-					continue
-				}
-				if !ok {
-					step(r, "allow", "no_match", "")
-					continue
-				}
+			if !ok {
+				step(r, "allow", "no_match", "")
+				continue
 			}
-			step(r, "allow", "matched", "")
-			return d.allow(r, would)
 		}
+		step(r, "allow", "matched", "")
+		return d.allow(r, would)
 	}
 	reason := "no rule allows this for the caller"
 	if evalErr != "" {
@@ -391,4 +478,21 @@ func firstShared(a, b []string) string {
 		}
 	}
 	return ""
+}
+
+// eval evaluates c, reusing across a list's items the result of a
+// condition that reads neither tool nor args.
+func (in *Input) eval(c *condition, act *activation) (bool, error) {
+	if !in.List || c.uses["tool"] || c.uses["args"] {
+		return c.eval(act)
+	}
+	if r, ok := in.memo[c]; ok {
+		return r.ok, r.err
+	}
+	ok, err := c.eval(act)
+	if in.memo == nil {
+		in.memo = map[*condition]memoResult{}
+	}
+	in.memo[c] = memoResult{ok, err}
+	return ok, err
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,6 +27,7 @@ type Caller struct {
 	once  sync.Once
 	agent map[string]any
 	user  map[string]any
+	scope atomic.Pointer[callerScope] // the scope under the last policy asked
 }
 
 func (c *Caller) key() string {
@@ -153,5 +155,13 @@ type Input struct {
 	// caller may call it with some arguments) and ignored for denies.
 	List bool
 
-	facts *toolFacts
+	facts toolFacts
+	// memo keeps, across the items of one list, the results of conditions
+	// that read neither tool nor args (the same for every item).
+	memo map[*condition]memoResult
+}
+
+type memoResult struct {
+	ok  bool
+	err error
 }

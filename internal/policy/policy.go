@@ -65,7 +65,10 @@ type Policy struct {
 	workflows []*workflow
 
 	scopes sync.Map // caller key -> *scope
-	tfacts sync.Map // upstream + "\x00" + name -> *toolFacts
+
+	factsMu sync.RWMutex
+	tfacts  map[string]map[string]*factOverrides // upstream -> tool -> operator facts
+	nfacts  int
 }
 
 type ruleSet struct {
@@ -113,21 +116,78 @@ type fact struct {
 	destructive *bool
 }
 
-// glob matches names; patterns without metacharacters compare directly.
+// glob matches names. Patterns compile to a fast form when they are a
+// literal, a prefix ("get_*"), a suffix ("*_admin") or "*": list filtering
+// runs every rule's globs against every tool, and path.Match costs ten
+// times more. A pattern "upstream/name" matches the two parts separately.
 type glob struct {
-	pat   string
-	exact bool
+	up   *globPart // nil: any upstream
+	name globPart
 }
 
-func newGlob(p string) glob { return glob{pat: p, exact: !strings.ContainsAny(p, `*?[\`)} }
+type globPart struct {
+	kind uint8 // globExact, globPrefix, globSuffix, globAny, globGeneral
+	s    string
+}
 
-func (g glob) match(s string) bool {
-	if g.exact {
-		return g.pat == s
+const (
+	globExact = iota
+	globPrefix
+	globSuffix
+	globAny
+	globGeneral
+)
+
+func newGlobPart(p string) globPart {
+	const meta = `*?[\`
+	switch {
+	case p == "*":
+		return globPart{kind: globAny}
+	case !strings.ContainsAny(p, meta):
+		return globPart{kind: globExact, s: p}
+	case strings.HasSuffix(p, "*") && !strings.ContainsAny(p[:len(p)-1], meta):
+		return globPart{kind: globPrefix, s: p[:len(p)-1]}
+	case strings.HasPrefix(p, "*") && !strings.ContainsAny(p[1:], meta):
+		return globPart{kind: globSuffix, s: p[1:]}
 	}
-	ok, _ := path.Match(g.pat, s)
+	return globPart{kind: globGeneral, s: p}
+}
+
+func (g globPart) match(s string) bool {
+	switch g.kind {
+	case globExact:
+		return s == g.s
+	case globPrefix:
+		return strings.HasPrefix(s, g.s)
+	case globSuffix:
+		return strings.HasSuffix(s, g.s)
+	case globAny:
+		return true
+	}
+	ok, _ := path.Match(g.s, s)
 	return ok
 }
+
+// newGlob compiles a name pattern; withUpstream allows "upstream/name".
+func newGlob(p string, withUpstream bool) glob {
+	if withUpstream {
+		if up, name, ok := strings.Cut(p, "/"); ok {
+			u := newGlobPart(up)
+			return glob{up: &u, name: newGlobPart(name)}
+		}
+	}
+	return glob{name: newGlobPart(p)}
+}
+
+func (g glob) match(upstream, name string) bool {
+	if g.up != nil && !g.up.match(upstream) {
+		return false
+	}
+	return g.name.match(name)
+}
+
+// upstreamMayMatch reports whether the glob can match a name of upstream.
+func (g glob) upstreamMayMatch(upstream string) bool { return g.up == nil || g.up.match(upstream) }
 
 const (
 	bitTool = 1 << iota
@@ -153,12 +213,13 @@ func Compile(cfg *config.Config) (*Policy, error) {
 		return nil, nil
 	}
 	var problems config.Problems
-	p := &Policy{mode: parseMode(pc.Mode, enforce), teams: map[string]*ruleSet{}, bundles: map[string]*bundle{}}
+	p := &Policy{mode: parseMode(pc.Mode, enforce), teams: map[string]*ruleSet{}, bundles: map[string]*bundle{},
+		tfacts: map[string]map[string]*factOverrides{}}
 	for _, f := range pc.Tools {
 		if f == nil {
 			continue
 		}
-		p.facts = append(p.facts, &fact{upstream: f.Upstream, tools: globs(f.Tools), labels: f.Labels, readOnly: f.ReadOnly, destructive: f.Destructive})
+		p.facts = append(p.facts, &fact{upstream: f.Upstream, tools: globs(f.Tools, false), labels: f.Labels, readOnly: f.ReadOnly, destructive: f.Destructive})
 	}
 	compileSet := func(origin, at string, rs *config.RuleSet, parent mode) *ruleSet {
 		m := parseMode(rs.Mode, parent)
@@ -173,8 +234,8 @@ func Compile(cfg *config.Config) (*Policy, error) {
 					continue
 				}
 				rp := fmt.Sprintf("%s.%s[%d]", at, k.kind, i)
-				cr := &rule{name: r.Name, origin: origin, path: rp, servers: r.Servers, tools: globs(r.Tools),
-					prompts: globs(r.Prompts), res: globs(r.Resources), class: r.Class, labels: r.Labels,
+				cr := &rule{name: r.Name, origin: origin, path: rp, servers: r.Servers, tools: globs(r.Tools, true),
+					prompts: globs(r.Prompts, true), res: globs(r.Resources, false), class: r.Class, labels: r.Labels,
 					reason: r.Reason, mode: parseMode(r.Mode, m)}
 				if len(r.Tools) > 0 {
 					cr.kinds |= bitTool
@@ -242,10 +303,10 @@ func Compile(cfg *config.Config) (*Policy, error) {
 	return p, nil
 }
 
-func globs(ps []string) []glob {
+func globs(ps []string, withUpstream bool) []glob {
 	out := make([]glob, len(ps))
 	for i, p := range ps {
-		out[i] = newGlob(p)
+		out[i] = newGlob(p, withUpstream)
 	}
 	return out
 }
