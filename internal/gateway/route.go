@@ -472,7 +472,7 @@ func (x *exchange) resolveURI(ctx context.Context, uri string) *member {
 // complete routes completion/complete by its reference: a prompt by name
 // or a resource template by URI.
 func (x *exchange) complete(ctx context.Context) {
-	if x.vs.transparent {
+	if x.vs.transparent && x.vs.policy == nil {
 		x.forward(ctx, x.vs.members[0], nil, "")
 		return
 	}
@@ -493,6 +493,11 @@ func (x *exchange) complete(ctx context.Context) {
 		mb, up, err := x.resolveName(ctx, name, false)
 		if err != nil {
 			x.fail(err)
+			return
+		}
+		// Completions reveal a prompt's arguments: only for prompts the
+		// caller may use.
+		if _, ok := x.guard(ctx, policy.KindPrompt, mb, up, name); !ok {
 			return
 		}
 		params := x.m.Params
@@ -516,6 +521,9 @@ func (x *exchange) complete(ctx context.Context) {
 		mb := x.resolveTemplate(ctx, uri)
 		if mb == nil {
 			x.fail(jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Unknown resource template: "+uri))
+			return
+		}
+		if _, ok := x.guard(ctx, policy.KindResource, mb, uri, uri); !ok {
 			return
 		}
 		x.forward(ctx, mb, nil, "")
