@@ -1,8 +1,9 @@
 // Package admin is the gateway's admin REST API, mounted under /admin/v1/:
 // agents and their credentials, emergency team rotation, local users, the
-// vault's entries (never their values) and signing-key rotation. The
-// management commands of the gatehouse CLI are its client, so they work
-// against any replica.
+// vault's entries (never their values), signing-key rotation, and
+// least-privilege policy (time-bounded grants, approvals of held calls,
+// explanations of decisions). The management commands of the gatehouse
+// CLI are its client, so they work against any replica.
 //
 // Admin calls authenticate with their own bearer token, compared in
 // constant time with the configured one. It is a credential separate from
@@ -72,6 +73,9 @@ type Config struct {
 	Vault VaultAdmin
 	// Keys serves signing-key rotation; nil: 404, likewise.
 	Keys KeyRotator
+	// Policy serves grants, approvals and explanations; nil (no policy
+	// section): 404, likewise.
+	Policy PolicyAdmin
 	// Logger receives one line per admin action (default slog.Default()).
 	Logger *slog.Logger
 }

@@ -3,6 +3,8 @@ package admin
 import (
 	"net/http"
 	"strings"
+
+	"gatehouse/internal/policy"
 )
 
 // route is one admin operation: how it is served and how it is
@@ -46,6 +48,8 @@ func (a *API) routeTable() []route {
 		agent  = "/admin/v1/agents/{name}"
 	)
 	agentParam := map[string]string{"name": "The agent's name."}
+	grantParam := map[string]string{"id": "The grant's id (grt_…)."}
+	approvalParam := map[string]string{"id": "The approval's id (apr_…)."}
 	overlapErr := []int{http.StatusBadRequest, http.StatusNotFound}
 	return []route{
 		{
@@ -165,6 +169,68 @@ func (a *API) routeTable() []route {
 			summary:     "Rotate the token-signing key",
 			description: "Creates a signing key, published in the JWKS now and signing after the configured overlap; the current key retires then.",
 			response:    KeyRotateResponse{}, errors: []int{http.StatusBadRequest, http.StatusNotFound},
+		},
+		{
+			method: http.MethodPost, path: "/admin/v1/grants", handle: a.createGrant, status: http.StatusCreated,
+			summary:     "Grant a bundle to an agent for a bounded time",
+			description: "Makes an active agent a member of a bundle of the running policy until the grant expires (1m to 90 days); creation and expiry are audited. Needs a policy section.",
+			request:     CreateGrantRequest{}, response: Grant{},
+			errors: []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
+		},
+		{
+			method: http.MethodGet, path: "/admin/v1/grants", handle: a.listGrants, status: http.StatusOK,
+			summary:     "List grants",
+			description: "Every grant, oldest first, with its status now (active, revoked or expired).",
+			query: []queryParam{
+				{"agent", "Only grants of the agent with this name."},
+				{"bundle", "Only grants of this bundle."},
+				{"active", "true: only grants in force now."},
+			},
+			response: []Grant{}, errors: []int{http.StatusBadRequest, http.StatusNotFound},
+		},
+		{
+			method: http.MethodDelete, path: "/admin/v1/grants/{id}", handle: a.revokeGrant, status: http.StatusOK,
+			summary:     "Revoke a grant",
+			description: "Ends a grant before its expiry; the agent loses the bundle at once on every replica. Returns the revoked grant.",
+			query:       []queryParam{{"by", "Who revokes it, for the audit log (the body's by wins; default \"admin\")."}},
+			pathDocs:    grantParam, request: RevokeGrantRequest{}, requestOptional: true, response: Grant{},
+			errors: []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
+		},
+		{
+			method: http.MethodGet, path: "/admin/v1/approvals", handle: a.listApprovals, status: http.StatusOK,
+			summary:     "List approval requests",
+			description: "Calls held by workflow rules and their decisions, newest first.",
+			query: []queryParam{
+				{"status", "Only approvals with this status: pending, approved, denied or used (default: all)."},
+				{"limit", "At most this many (1 to 1000; default 100)."},
+			},
+			response: []Approval{}, errors: []int{http.StatusBadRequest, http.StatusNotFound},
+		},
+		{
+			method: http.MethodGet, path: "/admin/v1/approvals/{id}", handle: a.getApproval, status: http.StatusOK,
+			summary: "Show an approval request", pathDocs: approvalParam,
+			response: Approval{}, errors: []int{http.StatusNotFound},
+		},
+		{
+			method: http.MethodPost, path: "/admin/v1/approvals/{id}/approve", handle: a.decideApproval(true), status: http.StatusOK,
+			summary:     "Approve a held call",
+			description: "The held call proceeds (or, if its wait ended, the same call succeeds when retried before the approval expires). An approval is used once.",
+			pathDocs:    approvalParam, request: DecideApprovalRequest{}, requestOptional: true, response: Approval{},
+			errors: []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
+		},
+		{
+			method: http.MethodPost, path: "/admin/v1/approvals/{id}/deny", handle: a.decideApproval(false), status: http.StatusOK,
+			summary:     "Deny a held call",
+			description: "The held call fails with the approver's note.",
+			pathDocs:    approvalParam, request: DecideApprovalRequest{}, requestOptional: true, response: Approval{},
+			errors: []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
+		},
+		{
+			method: http.MethodPost, path: "/admin/v1/policy/explain", handle: a.explain, status: http.StatusOK,
+			summary:     "Explain how a call would be decided",
+			description: "Decides the call under the running policy without making it: the decision, the deciding rule and its reason, whether the caller's list shows the tool, the caller's bundles, and every rule considered.",
+			request:     policy.ExplainQuery{}, response: policy.Explanation{},
+			errors: []int{http.StatusBadRequest, http.StatusNotFound},
 		},
 		{
 			method: http.MethodGet, path: "/admin/v1/openapi.json", handle: a.serveOpenAPI, status: http.StatusOK,

@@ -93,6 +93,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if ids != nil && ids.padmin != nil {
+		ids.padmin.bind(engine.Engine, gw)
+	}
 	servers = func() []string {
 		names := make([]string, 0, len(gw.Config().Servers))
 		for name := range gw.Config().Servers {

@@ -42,6 +42,7 @@ type identitySystem struct {
 	mu     sync.RWMutex
 	cfg    *config.Config
 	policy *policy.Engine // receives grant, approval, agent and user changes
+	padmin *policyAdmin   // the admin API's policy routes
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -154,9 +155,10 @@ func startIdentity(ctx context.Context, cfg *config.Config, mux *http.ServeMux, 
 		if err != nil {
 			return nil, err
 		}
+		s.padmin = &policyAdmin{st: st, dir: s.dir}
 		admin.New(admin.Config{
 			Token: token, Manager: s.mgr, Store: st, Vault: rotatingVault{s.vault, s.keys}, Keys: s.keys,
-			Logger: log.With("component", "admin"),
+			Policy: s.padmin, Logger: log.With("component", "admin"),
 		}).Register(mux)
 	}
 

@@ -39,6 +39,7 @@ func Main(args []string) int {
 		newUserCmd(),
 		newVaultCmd(),
 		newKeysCmd(),
+		newGrantCmd(), newApprovalsCmd(), newExplainCmd(), newPolicyCmd(),
 	)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {

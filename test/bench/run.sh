@@ -7,7 +7,11 @@
 # then measures, alternating in one run: direct calls to the upstream, calls
 # through the gateway and calls through the plain proxy, at concurrency 1
 # and 16. A second gateway with authentication on (an OAuth access token,
-# verified once and then cached) measures what identity adds per call. Each measurement reports requests/s, latency
+# verified once and then cached) measures what identity adds per call, and a
+# third one with the same authentication and a realistic policy (50 bundles of
+# 5 CEL-conditioned rules, 500 agents, an organisation-wide deny over every URL
+# in the arguments, a workflow rule) measures what policy adds.
+# Each measurement reports requests/s, latency
 # percentiles, errors, and the CPU time per call of the process serving the
 # URL (the echo server for direct calls, the gateway for gateway calls) read
 # from /proc. Prints every run and the median of each series.
@@ -33,6 +37,7 @@ echo_addr=127.0.0.1:19200
 gw_addr=127.0.0.1:19201
 rp_addr=127.0.0.1:19202
 auth_addr=127.0.0.1:19203
+pol_addr=127.0.0.1:19204
 "$gh" bench echo-server --addr "$echo_addr" >"$tmp/echo.log" 2>&1 &
 echo_pid=$!
 pids+=("$echo_pid")
@@ -80,7 +85,63 @@ YAML
 "$gh" serve --config "$tmp/auth.yaml" --listen "$auth_addr" >"$tmp/auth.log" 2>&1 &
 auth_pid=$!
 pids+=("$auth_pid")
-for addr in "$gw_addr" "$auth_addr"; do
+
+# The policy gateway: the authenticated one plus a policy section of the
+# size the issue calls realistic; bench-bot (team bench) is a member of 5 of
+# the 50 bundles, one of which allows echo under a condition on its
+# arguments.
+python3 - "$tmp" "$echo_addr" "$pol_addr" >"$tmp/policy.yaml" <<'PY'
+import sys
+tmp, echo, addr = sys.argv[1:4]
+teams = ["bench"] + [f"team{i}" for i in range(1, 10)]
+print(f"""upstreams:
+  echo:
+    url: http://{echo}/
+servers:
+  echo:
+    upstreams:
+      - upstream: echo
+        prefix: ""
+store: {{path: {tmp}/policy-data/gatehouse.db}}
+vault: {{kek: "env:BENCH_KEK"}}
+admin: {{token: "${{BENCH_ADMIN}}"}}
+identity:
+  issuer: http://{addr}
+  token_ttl: 1h
+  bootstrap_user: ""
+  teams:""")
+for t in teams:
+    print(f"    - {{name: {t}, servers: [echo]}}")
+print("  agents:")
+for a in range(500):
+    print(f"    - {{name: agent{a}, team: {teams[a % 10]}, owner: o@example.com, attributes: {{queues: [billing, general]}}}}")
+print("""policy:
+  tools:
+    - {upstream: echo, tools: ["echo"], labels: [internal]}
+  organisation:
+    deny:
+      - name: no-foreign-links
+        tools: ["*"]
+        when: 'urls(args).exists(u, !(host(u) in ["example.com"]))'
+  workflows:
+    - {name: fin-to-comms, after: [customer_financial], calls: [communications], action: approve}
+  bundles:""")
+for i in range(50):
+    t = teams[i % 10]
+    print(f"""    b{i}:
+      version: 1
+      members: {{teams: [{t}]}}
+      allow:
+        - {{name: r1, tools: ["echo/get_*"], class: read_only, when: 'request.time.getHours("Europe/Paris") >= 0'}}
+        - {{name: r2, tools: ["echo/list_*"], when: 'has(args.queue) && args.queue in agent.attributes.queues'}}
+        - {{name: r3, tools: ["echo/echo"], when: 'has(args.message) && size(args.message) < 1000 && agent.team == "{t}"'}}
+        - {{name: r4, tools: ["echo/*"], when: '"oncall" in user.groups'}}
+        - {{name: r5, tools: ["echo/search_*"], when: 'size(args) < 10'}}""")
+PY
+"$gh" serve --config "$tmp/policy.yaml" --listen "$pol_addr" >"$tmp/policy.log" 2>&1 &
+pol_pid=$!
+pids+=("$pol_pid")
+for addr in "$gw_addr" "$auth_addr" "$pol_addr"; do
 	for _ in $(seq 100); do
 		curl -fs "http://$addr/healthz" >/dev/null 2>&1 && break
 		sleep 0.1
@@ -93,6 +154,13 @@ client_secret=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[
 token=$(curl -fs -u "$client_id:$client_secret" -d grant_type=client_credentials \
 	-d resource="http://$auth_addr/mcp/echo" "http://$auth_addr/oauth/token" |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+"$gh" agent create bench-bot --team bench --owner bench@example.com --json \
+	--admin-url "http://$pol_addr" --admin-token "$BENCH_ADMIN" >"$tmp/pagent.json"
+client_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_id"])' "$tmp/pagent.json")
+client_secret=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_secret"])' "$tmp/pagent.json")
+ptoken=$(curl -fs -u "$client_id:$client_secret" -d grant_type=client_credentials \
+	-d resource="http://$pol_addr/mcp/echo" "http://$pol_addr/oauth/token" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
 results="$tmp/results.tsv"
 : >"$results"
@@ -103,9 +171,11 @@ run() { # target concurrency
 	gateway) url="http://$gw_addr/mcp/echo" pid=$gw_pid ;;
 	proxy) url="http://$rp_addr/" pid=$rp_pid ;;
 	auth) url="http://$auth_addr/mcp/echo" pid=$auth_pid ;;
+	policy) url="http://$pol_addr/mcp/echo" pid=$pol_pid ;;
 	esac
 	local hdr=()
 	[ "$target" = auth ] && hdr=(--header "Authorization: Bearer $token")
+	[ "$target" = policy ] && hdr=(--header "Authorization: Bearer $ptoken")
 	"$gh" bench --url "$url" -c "$c" -d "$duration" --warmup 1s --pid "$pid" --json "${hdr[@]}" 2>/dev/null >"$tmp/one.json"
 	python3 - "$target" "$c" "$tmp/one.json" >>"$results" <<'PY'
 import json, sys
@@ -121,6 +191,7 @@ for r in $(seq "$rounds"); do
 		run direct "$c"
 		run gateway "$c"
 		run auth "$c"
+		run policy "$c"
 		run proxy "$c"
 	done
 done
@@ -135,12 +206,15 @@ def med(t, c, i):
 print("| concurrency | path | requests/s | p50 ms | p90 ms | p99 ms | CPU µs/call | errors |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for c in ("1", "16"):
-    for t in ("direct", "gateway", "auth", "proxy"):
+    for t in ("direct", "gateway", "auth", "policy", "proxy"):
         errs = sum(int(r[7]) for r in rows if r[0] == t and r[1] == c)
         print(f"| {c} | {t} | {med(t,c,2):.0f} | {med(t,c,3):.3f} | {med(t,c,4):.3f} | {med(t,c,5):.3f} | {med(t,c,6):.1f} | {errs} |")
 for c in ("1", "16"):
     print(f"concurrency {c}: authentication adds {med('auth',c,6)-med('gateway',c,6):+.1f} µs CPU per call "
           f"({med('auth',c,6):.1f} vs {med('gateway',c,6):.1f}) and p50 {med('auth',c,3)-med('gateway',c,3):+.3f} ms")
+for c in ("1", "16"):
+    print(f"concurrency {c}: policy adds {med('policy',c,6)-med('auth',c,6):+.1f} µs CPU per call "
+          f"({med('policy',c,6):.1f} vs {med('auth',c,6):.1f}) and p50 {med('policy',c,3)-med('auth',c,3):+.3f} ms")
 for c in ("1", "16"):
     print(f"concurrency {c}: gateway adds p50 {med('gateway',c,3)-med('direct',c,3):+.3f} ms; "
           f"gateway CPU per call {med('gateway',c,6):.1f} µs = {med('gateway',c,6)/med('proxy',c,6):.2f}x a plain reverse proxy's "

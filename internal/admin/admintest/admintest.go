@@ -1,22 +1,26 @@
 // Package admintest runs the admin API over real components for tests:
 // the SQLite store in a temporary directory, a real identity.Manager, key
-// manager and vault, served by an httptest.Server.
+// manager and vault (and, with WithPolicy, a real policy.Engine), served
+// by an httptest.Server.
 package admintest
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"gatehouse/internal/admin"
 	"gatehouse/internal/identity"
+	"gatehouse/internal/policy"
 	"gatehouse/internal/store/sqlite"
 	"gatehouse/internal/vault"
 )
@@ -43,13 +47,62 @@ type Server struct {
 	Keyring *vault.Keyring
 	Vault   *vault.Vault
 	API     *admin.API
+	// Policy serves the policy routes (nil unless WithPolicy).
+	Policy *Policy
 	// Logs holds everything the API and the components logged.
 	Logs *Buffer
 }
 
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	policy *PolicyOptions
+}
+
+// PolicyOptions describe the running policy of a test server.
+type PolicyOptions struct {
+	// Bundles are the bundles the policy defines.
+	Bundles []string
+	// Explain answers explanations (nil: every query is an error).
+	Explain func(context.Context, policy.ExplainQuery) (policy.Explanation, error)
+}
+
+// WithPolicy serves the policy routes with a real policy.Engine over the
+// server's store, the running policy's bundles and explanations taken
+// from o.
+func WithPolicy(o PolicyOptions) Option {
+	return func(opts *options) { opts.policy = &o }
+}
+
+// Policy is the admin.PolicyAdmin of a test server: grants and approvals
+// are the real engine's; bundles and explanations, which the composition
+// root derives from the running configuration, come from PolicyOptions.
+type Policy struct {
+	*policy.Engine
+	opts PolicyOptions
+}
+
+// HasBundle reports whether the bundle is one of PolicyOptions.Bundles.
+func (p *Policy) HasBundle(name string) bool { return slices.Contains(p.opts.Bundles, name) }
+
+// Explain calls PolicyOptions.Explain.
+func (p *Policy) Explain(ctx context.Context, q policy.ExplainQuery) (policy.Explanation, error) {
+	if p.opts.Explain == nil {
+		return policy.Explanation{}, errors.New("no explanations in this test")
+	}
+	return p.opts.Explain(ctx, q)
+}
+
+var _ admin.PolicyAdmin = (*Policy)(nil)
+
 // New starts a server; everything is cleaned up when the test ends.
-func New(t testing.TB) *Server {
+func New(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "gatehouse.db"))
 	if err != nil {
@@ -86,7 +139,12 @@ func New(t testing.TB) *Server {
 		Vault:   vault.New(st, kr, vault.Options{Logger: log}),
 		Logs:    logs,
 	}
-	s.API = admin.New(admin.Config{Token: Token, Manager: s.Manager, Store: st, Vault: s.Vault, Keys: km, Logger: log})
+	cfg := admin.Config{Token: Token, Manager: s.Manager, Store: st, Vault: s.Vault, Keys: km, Logger: log}
+	if o.policy != nil {
+		s.Policy = &Policy{Engine: policy.NewEngine(policy.EngineOptions{Store: st, Logger: log}), opts: *o.policy}
+		cfg.Policy = s.Policy
+	}
+	s.API = admin.New(cfg)
 	mux := http.NewServeMux()
 	s.API.Register(mux)
 	srv := httptest.NewServer(mux)
