@@ -67,6 +67,9 @@ type Gateway struct {
 	httpClient *http.Client
 	secrets    SecretResolver
 	engine     *policy.Engine
+	// history is what policy knows of callers of the stateless revision,
+	// which have no session.
+	history *policy.History
 }
 
 // SecretResolver expands {{vault:NAME}} references in upstream headers and
@@ -104,7 +107,8 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Policy == nil {
 		opts.Policy = policy.NewEngine(policy.EngineOptions{Logger: opts.Logger})
 	}
-	g := &Gateway{log: opts.Logger, entries: map[string]*entry{}, httpClient: opts.HTTPClient, secrets: opts.Secrets, engine: opts.Policy}
+	g := &Gateway{log: opts.Logger, entries: map[string]*entry{}, httpClient: opts.HTTPClient, secrets: opts.Secrets, engine: opts.Policy,
+		history: policy.NewHistory(cfg.Sessions.IdleTimeout.Std())}
 	if err := g.Apply(cfg); err != nil {
 		return nil, err
 	}

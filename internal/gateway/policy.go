@@ -60,7 +60,7 @@ func (x *exchange) request(ctx context.Context) policy.Request {
 
 func (x *exchange) sessionState() policy.Session {
 	if x.s == nil {
-		return policy.Session{}
+		return x.g.history.Session(x.pcaller.ID)
 	}
 	x.s.polMu.Lock()
 	defer x.s.polMu.Unlock()
@@ -71,6 +71,7 @@ func (x *exchange) sessionState() policy.Session {
 // once the call returned a result, the data labels of the tool it read.
 func (x *exchange) noteCall(labels []string, succeeded bool) {
 	if x.s == nil {
+		x.g.history.Note(x.pcaller.ID, labels, succeeded)
 		return
 	}
 	x.s.polMu.Lock()
@@ -102,18 +103,43 @@ func (x *exchange) toolAnnotations(ctx context.Context, mb *member, up string) p
 	return cl.annotations[up]
 }
 
-// annotationsOf reads a tool list item's annotations.
+// annotationsOf reads a tool list item's annotations. It reads the hints
+// in place: lists are filtered per item, and decoding each item's
+// annotations with encoding/json cost more than the decision itself.
 func annotationsOf(item []byte) policy.Annotations {
 	var a policy.Annotations
 	raw, ok := jsonrpc.Get(item, "annotations")
 	if !ok || len(raw) == 0 || raw[0] != '{' {
 		return a
 	}
-	_ = json.Unmarshal(raw, &a)
+	a.ReadOnly = hint(raw, "readOnlyHint")
+	a.Destructive = hint(raw, "destructiveHint")
+	a.Idempotent = hint(raw, "idempotentHint")
+	a.OpenWorld = hint(raw, "openWorldHint")
+	if t, ok := jsonrpc.Get(raw, "title"); ok {
+		a.Title, _ = jsonrpc.String(t)
+	}
 	return a
 }
 
-var errDeniedQuietly = errors.New("denied")
+var (
+	hintTrue  = true
+	hintFalse = false
+)
+
+func hint(obj []byte, key string) *bool {
+	v, ok := jsonrpc.Get(obj, key)
+	if !ok {
+		return nil
+	}
+	switch string(v) {
+	case "true":
+		return &hintTrue
+	case "false":
+		return &hintFalse
+	}
+	return nil
+}
 
 // guard decides a tools/call, prompts/get or resources/* request before
 // it is forwarded. It returns the decision's labels and true when the

@@ -3,65 +3,25 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"gatehouse/internal/config"
+	"gatehouse/internal/policy/policytest"
 )
 
-// realisticPolicy builds the benchmark set of the issue: 50 bundles of 5
-// CEL-conditioned rules each (plus organisation rules), 500 agents spread
-// over 10 teams, 25 upstreams of 20 tools (500 tools).
+// realisticPolicy compiles the benchmark set of the issue (see
+// policytest) and returns its 500 agents and 500 tools.
 func realisticPolicy(b testing.TB) (*Policy, []*Caller, []*Target) {
-	var cfg strings.Builder
-	cfg.WriteString("upstreams:\n")
-	for u := 0; u < 25; u++ {
-		fmt.Fprintf(&cfg, "  up%d: {command: x}\n", u)
-	}
-	cfg.WriteString("servers:\n  all:\n    upstreams:\n")
-	for u := 0; u < 25; u++ {
-		fmt.Fprintf(&cfg, "      - {upstream: up%d}\n", u)
-	}
-	cfg.WriteString("identity:\n  teams:\n")
-	for t := 0; t < 10; t++ {
-		fmt.Fprintf(&cfg, "    - {name: team%d, servers: [all]}\n", t)
-	}
-	cfg.WriteString(`policy:
-  tools:
-    - {upstream: up0, tools: ["get_*"], labels: [customer_financial]}
-    - {upstream: up1, tools: ["post_*"], labels: [communications]}
-  organisation:
-    deny:
-      - name: no-foreign-links
-        tools: ["*"]
-        when: 'urls(args).exists(u, !(host(u) in ["example.com"]))'
-  workflows:
-    - {name: fin-to-comms, after: [customer_financial], calls: [communications], action: approve}
-  bundles:
-`)
-	for i := 0; i < 50; i++ {
-		fmt.Fprintf(&cfg, `    b%d:
-      version: 1
-      members: {teams: [team%d]}
-      allow:
-        - {name: r1, tools: ["up%d/get_*"], class: read_only, when: 'request.time.getHours("Europe/Paris") >= 0'}
-        - {name: r2, tools: ["up%d/list_*"], when: 'has(args.queue) && args.queue in agent.attributes.queues'}
-        - {name: r3, tools: ["up%d/post_*"], when: 'agent.team == "team%d"'}
-        - {name: r4, tools: ["up%d/*"], when: '"oncall" in user.groups'}
-        - {name: r5, tools: ["up%d/search_*"], when: 'size(args) < 10'}
-`, i, i%10, i%25, (i+1)%25, (i+2)%25, i%10, (i+3)%25, (i+4)%25)
-	}
-	pc := compileText(b, cfg.String())
+	pc := compileText(b, policytest.Config())
 	var callers []*Caller
-	for a := 0; a < 500; a++ {
-		callers = append(callers, agent(fmt.Sprintf("a%d", a), fmt.Sprintf("team%d", a%10), map[string]any{"queues": []any{"billing", "general"}}))
+	for a := 0; a < policytest.Agents; a++ {
+		callers = append(callers, agent(fmt.Sprintf("a%d", a), fmt.Sprintf("team%d", a%policytest.Teams), map[string]any{"queues": []any{"billing", "general"}}))
 	}
 	var targets []*Target
-	verbs := []string{"get", "list", "post", "search"}
-	for u := 0; u < 25; u++ {
-		for t := 0; t < 20; t++ {
-			name := fmt.Sprintf("%s_thing%d", verbs[t%4], t)
+	for u := 0; u < policytest.Upstreams; u++ {
+		for t := 0; t < policytest.ToolsPerUpstream; t++ {
+			name := policytest.ToolName(t)
 			ro := t%4 != 2
 			targets = append(targets, &Target{Kind: KindTool, Server: "all", Upstream: fmt.Sprintf("up%d", u), Name: name,
 				Visible: fmt.Sprintf("up%d_%s", u, name), Annotations: Annotations{ReadOnly: &ro}})

@@ -325,7 +325,8 @@ func (p *Policy) Decide(in *Input, explain bool) Decision {
 	sc := p.scopeFor(in.Caller)
 	in.facts = p.factsFor(in.Target)
 	rs := sc.rulesFor(in.Target.Kind, in.Target.Upstream)
-	act := activation{in: in}
+	in.act = activation{in: in}
+	act := &in.act // part of Input: no allocation when no condition runs
 	d := Decision{Bundles: sc.bundles, Labels: in.facts.labels}
 	var would *Decision // the first monitor-mode denial
 	step := func(r *rule, kind, result, detail string) {
@@ -346,7 +347,7 @@ func (p *Policy) Decide(in *Input, explain bool) Decision {
 				step(r, "deny", "skipped", "reads args: decided per call")
 				continue
 			}
-			ok, err := in.eval(r.when, &act)
+			ok, err := in.eval(r.when, act)
 			switch {
 			case err != nil:
 				detail = fmt.Sprintf("condition could not be evaluated (%v): denied (fail closed)", err)
@@ -424,7 +425,7 @@ func (p *Policy) Decide(in *Input, explain bool) Decision {
 				step(r, "allow", "assumed", "reads args: decided per call")
 				return d.allow(r, would)
 			}
-			ok, err := in.eval(r.when, &act)
+			ok, err := in.eval(r.when, act)
 			if err != nil {
 				step(r, "allow", "error", err.Error())
 				if evalErr == "" {

@@ -156,6 +156,7 @@ type Input struct {
 	List bool
 
 	facts toolFacts
+	act   activation
 	// memo keeps, across the items of one list, the results of conditions
 	// that read neither tool nor args (the same for every item).
 	memo map[*condition]memoResult
