@@ -184,34 +184,54 @@ func decodeArgs(raw json.RawMessage) (any, error) {
 	return v, nil
 }
 
-// findURLs appends the URLs ("scheme://…") found in s.
-// Hand-written: the equivalent regular expression took 40% of a whole
-// decision (BenchmarkDecideCall) for a condition over every argument.
+// findURLs appends the URLs found in s: "scheme://…" for any scheme of
+// two or more characters, and the web schemes (http, https, ws, wss, ftp)
+// also without "//" ("https:evil.example", "https:/x", "https:\\x"), which
+// WHATWG parsers (browsers, Node's fetch) open all the same. A URL inside
+// another URL's text is reported too. Hand-written: the equivalent regular
+// expression took 40% of a whole decision (BenchmarkDecideCall).
 func findURLs(dst []string, s string) []string {
-	for off := 0; ; {
-		i := strings.Index(s[off:], "://")
-		if i < 0 {
+	for off := 0; off < len(s); {
+		j := strings.IndexByte(s[off:], ':')
+		if j < 0 {
 			return dst
 		}
-		i += off
+		i := off + j
+		off = i + 1
 		start := i
 		for start > 0 && isSchemeChar(s[start-1]) {
 			start--
 		}
-		end := i + 3
+		for start < i && !isLetter(s[start]) { // a scheme starts with a letter
+			start++
+		}
+		if start == i {
+			continue
+		}
+		slashes := strings.HasPrefix(s[i+1:], "//")
+		switch {
+		case slashes && i-start < 2: // "c://": a drive letter, not a scheme
+			continue
+		case !slashes && !webScheme(s[start:i]):
+			continue
+		}
+		end := i + 1
 		for end < len(s) && !isURLEnd(s[end]) {
 			end++
 		}
-		off = end
-		if end == i+3 || !knownScheme(s[start:i]) {
+		if end == i+1 || (slashes && end == i+3) {
 			continue
 		}
 		dst = append(dst, s[start:end])
 	}
+	return dst
 }
 
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// isSchemeChar: RFC 3986 scheme characters.
 func isSchemeChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+	return isLetter(c) || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'
 }
 
 func isURLEnd(c byte) bool {
@@ -222,18 +242,30 @@ func isURLEnd(c byte) bool {
 	return false
 }
 
-// knownScheme reports whether s can be a URL scheme before "://": two
-// or more letters (any scheme counts: file://, gopher://, … are links out
-// too, and a policy allow-lists hosts, not schemes).
-func knownScheme(s string) bool { return len(s) >= 2 }
+func webScheme(s string) bool {
+	switch strings.ToLower(s) {
+	case "http", "https", "ws", "wss", "ftp":
+		return true
+	}
+	return false
+}
+
+// maxURLDepth bounds the nesting urls() walks; deeper arguments are an
+// evaluation error (so a deny rule over them fails closed).
+const maxURLDepth = 64
 
 // celURLs returns every URL found in any string inside v (keys included),
 // so that "no URL outside an allow list" holds however deep the argument.
 func celURLs(v ref.Val) ref.Val {
 	var found []string
+	tooDeep := false
 	var walk func(v ref.Val, depth int)
 	walk = func(v ref.Val, depth int) {
-		if depth > 64 {
+		if tooDeep {
+			return
+		}
+		if depth > maxURLDepth {
+			tooDeep = true
 			return
 		}
 		switch t := v.(type) {
@@ -254,6 +286,9 @@ func celURLs(v ref.Val) ref.Val {
 		}
 	}
 	walk(v, 0)
+	if tooDeep {
+		return types.NewErr("urls: the value is nested deeper than %d levels", maxURLDepth)
+	}
 	if found == nil {
 		found = []string{}
 	}

@@ -376,7 +376,52 @@ func (p *Policy) Decide(in *Input, explain bool) Decision {
 		return d.finish(res)
 	}
 
-	// Workflow rules: the session's history against the target's labels.
+	// Allows: any match grants.
+	var evalErr string
+	for _, r := range rs.allow {
+		if !r.applies(in.Target, &in.facts) {
+			continue
+		}
+		if r.when != nil {
+			if in.List && r.when.uses["args"] {
+				step(r, "allow", "assumed", "reads args: decided per call")
+				return d.allow(r, would)
+			}
+			ok, err := in.eval(r.when, act)
+			if err != nil {
+				step(r, "allow", "error", err.Error())
+				if evalErr == "" {
+					evalErr = fmt.Sprintf("rule %q (%s) could not be evaluated (%v), so it grants nothing (fail closed)", r.name, r.origin, err)
+				}
+				continue
+			}
+			if !ok {
+				step(r, "allow", "no_match", "")
+				continue
+			}
+		}
+		step(r, "allow", "matched", "")
+		return p.granted(in, d, r, would, explain)
+	}
+	reason := "no rule allows this for the caller"
+	if evalErr != "" {
+		reason = evalErr
+	}
+	res := Decision{Effect: Deny, Reason: reason}
+	if p.mode == monitor {
+		if would == nil {
+			would = &res
+		}
+		return p.granted(in, d, nil, would, explain)
+	}
+	return d.finish(res)
+}
+
+// granted finishes a decision whose request an allow rule (or monitor
+// mode) lets through: workflow rules then decide whether it may go on.
+// They come after the allows, so that an approver can never run a call no
+// rule grants.
+func (p *Policy) granted(in *Input, d Decision, r *rule, would *Decision, explain bool) Decision {
 	if in.Target.Kind == KindTool && !in.List {
 		for _, w := range p.workflows {
 			read := firstShared(w.after, in.Session.Labels)
@@ -413,46 +458,7 @@ func (p *Policy) Decide(in *Input, explain bool) Decision {
 			return d.finish(res)
 		}
 	}
-
-	// Allows: any match grants.
-	var evalErr string
-	for _, r := range rs.allow {
-		if !r.applies(in.Target, &in.facts) {
-			continue
-		}
-		if r.when != nil {
-			if in.List && r.when.uses["args"] {
-				step(r, "allow", "assumed", "reads args: decided per call")
-				return d.allow(r, would)
-			}
-			ok, err := in.eval(r.when, act)
-			if err != nil {
-				step(r, "allow", "error", err.Error())
-				if evalErr == "" {
-					evalErr = fmt.Sprintf("rule %q (%s) could not be evaluated (%v), so it grants nothing (fail closed)", r.name, r.origin, err)
-				}
-				continue
-			}
-			if !ok {
-				step(r, "allow", "no_match", "")
-				continue
-			}
-		}
-		step(r, "allow", "matched", "")
-		return d.allow(r, would)
-	}
-	reason := "no rule allows this for the caller"
-	if evalErr != "" {
-		reason = evalErr
-	}
-	res := Decision{Effect: Deny, Reason: reason}
-	if p.mode == monitor {
-		if would == nil {
-			would = &res
-		}
-		return d.allow(nil, would)
-	}
-	return d.finish(res)
+	return d.allow(r, would)
 }
 
 func (d Decision) finish(res Decision) Decision {

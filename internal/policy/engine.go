@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -275,7 +276,9 @@ func randomID() string {
 // that re-encoding by a client does not break the binding.
 func ArgsHash(args json.RawMessage) string {
 	var v any
-	if len(args) == 0 || json.Unmarshal(args, &v) != nil {
+	dec := json.NewDecoder(bytes.NewReader(args))
+	dec.UseNumber() // numbers keep every digit: 2^53+1 is not 2^53
+	if len(args) == 0 || dec.Decode(&v) != nil {
 		v = string(args)
 	}
 	b, _ := json.Marshal(v) // maps marshal with sorted keys

@@ -577,7 +577,6 @@ func TestArgsHash(t *testing.T) {
 		{`{"a":1,"b":2}`, `{"b":2,"a":1}`, "{ \"a\" : 1 ,\n\t\"b\" : 2 }"},
 		{`{"a":{"y":[1,{"q":1,"p":2}],"x":null}}`, `{"a":{"x":null,"y":[1,{"p":2,"q":1}]}}`},
 		{`{"s":"\u00e9"}`, `{"s":"é"}`},
-		{`{"n":1}`, `{"n":1.0}`, `{"n":1e0}`},
 	}
 	for _, group := range same {
 		for _, a := range group[1:] {
@@ -588,6 +587,9 @@ func TestArgsHash(t *testing.T) {
 	}
 	different := [][2]string{
 		{`{"a":1}`, `{"a":2}`},
+		// Numbers are bound as written: an upstream may read 1.0 and 1
+		// differently, so an approval of one is not one of the other.
+		{`{"n":1}`, `{"n":1.0}`},
 		{`{"a":1}`, `{"a":"1"}`},
 		{`{"a":1}`, `{"A":1}`},
 		{`{"a":[1,2]}`, `{"a":[2,1]}`},
@@ -606,12 +608,11 @@ func TestArgsHash(t *testing.T) {
 		t.Errorf("hash %q", h)
 	}
 	t.Run("large integers", func(t *testing.T) {
-		// Numbers go through float64: integers above 2^53 that differ hash
-		// the same, so an approval of one account or amount is used by a
-		// call with another.
+		// Integers above 2^53 that differ must not share a hash: an
+		// approval of one account or amount is not one of another.
 		a, b := `{"account":9007199254740993}`, `{"account":9007199254740992}`
 		if ArgsHash(json.RawMessage(a)) == ArgsHash(json.RawMessage(b)) {
-			knownBug(t, "ArgsHash(%s) == ArgsHash(%s): numbers are decoded as float64", a, b)
+			t.Fatalf("ArgsHash(%s) == ArgsHash(%s)", a, b)
 		}
 	})
 }

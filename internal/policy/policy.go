@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -126,8 +127,9 @@ type glob struct {
 }
 
 type globPart struct {
-	kind uint8 // globExact, globPrefix, globSuffix, globAny, globGeneral
+	kind uint8 // globExact, globPrefix, globSuffix, globAny, globGeneral, globURI
 	s    string
+	re   *regexp.Regexp // globURI
 }
 
 const (
@@ -136,6 +138,7 @@ const (
 	globSuffix
 	globAny
 	globGeneral
+	globURI
 )
 
 func newGlobPart(p string) globPart {
@@ -155,6 +158,8 @@ func newGlobPart(p string) globPart {
 
 func (g globPart) match(s string) bool {
 	switch g.kind {
+	case globURI:
+		return g.re.MatchString(s)
 	case globExact:
 		return s == g.s
 	case globPrefix:
@@ -235,7 +240,7 @@ func Compile(cfg *config.Config) (*Policy, error) {
 				}
 				rp := fmt.Sprintf("%s.%s[%d]", at, k.kind, i)
 				cr := &rule{name: r.Name, origin: origin, path: rp, servers: r.Servers, tools: globs(r.Tools, true),
-					prompts: globs(r.Prompts, true), res: globs(r.Resources, false), class: r.Class, labels: r.Labels,
+					prompts: globs(r.Prompts, true), res: uriGlobs(r.Resources), class: r.Class, labels: r.Labels,
 					reason: r.Reason, mode: parseMode(r.Mode, m)}
 				if len(r.Tools) > 0 {
 					cr.kinds |= bitTool
@@ -297,7 +302,9 @@ func Compile(cfg *config.Config) (*Policy, error) {
 	}
 	// The version is a digest of the section as configured: any change to
 	// a rule, a bundle's membership or a fact makes a new version.
-	b, _ := json.Marshal(pc)
+	versioned := *pc
+	versioned.Record, versioned.Approvals = "", config.Approvals{} // do not change what is allowed
+	b, _ := json.Marshal(versioned)
 	sum := sha256.Sum256(b)
 	p.Version = hex.EncodeToString(sum[:6])
 	return p, nil
@@ -309,6 +316,61 @@ func globs(ps []string, withUpstream bool) []glob {
 		out[i] = newGlob(p, withUpstream)
 	}
 	return out
+}
+
+// uriGlobs compiles resource URI patterns. Unlike names, URIs contain
+// '/', and a pattern such as "crm://customers/*" is meant to cover what is
+// under it: in URI globs '*' matches any run of characters, '/' included,
+// '?' one character, and [...] a class.
+func uriGlobs(ps []string) []glob {
+	out := make([]glob, len(ps))
+	for i, p := range ps {
+		if !strings.ContainsAny(p, `*?[\`) {
+			out[i] = glob{name: globPart{kind: globExact, s: p}}
+			continue
+		}
+		out[i] = glob{name: globPart{kind: globURI, re: uriPattern(p)}}
+	}
+	return out
+}
+
+func uriPattern(p string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; c {
+		case '*':
+			b.WriteString(".*")
+		case '?':
+			b.WriteString(".")
+		case '\\':
+			if i+1 < len(p) {
+				i++
+				b.WriteString(regexp.QuoteMeta(p[i : i+1]))
+			}
+		case '[':
+			end := strings.IndexByte(p[i+1:], ']')
+			if end < 0 {
+				b.WriteString(`\[`)
+				continue
+			}
+			class := p[i+1 : i+1+end]
+			b.WriteString("[")
+			b.WriteString(strings.ReplaceAll(class, `\`, `\\`))
+			b.WriteString("]")
+			i += end + 1
+		default:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	b.WriteString("$")
+	re, err := regexp.Compile(b.String())
+	if err != nil {
+		// Validation accepted the pattern as a glob; one that is no valid
+		// class here matches nothing rather than everything.
+		return regexp.MustCompile(`^\b\B$`)
+	}
+	return re
 }
 
 // Bundles lists the bundle names, sorted.

@@ -104,7 +104,9 @@ type Recorder struct {
 	queue   chan Record
 	dropped atomic.Int64
 	done    chan struct{}
-	once    sync.Once
+
+	mu     sync.RWMutex // Add holds it for reading; Close for writing
+	closed bool
 }
 
 // recorderQueue bounds the records waiting for the disk.
@@ -126,6 +128,13 @@ func OpenRecorder(path string, log *slog.Logger) (*Recorder, error) {
 
 // Add queues a record.
 func (r *Recorder) Add(rec Record) {
+	// Calls still being decided while the gateway shuts down may arrive
+	// after Close: they are dropped, not sent on a closed channel.
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return
+	}
 	select {
 	case r.queue <- rec:
 	default:
@@ -137,7 +146,12 @@ func (r *Recorder) Add(rec Record) {
 
 // Close writes what is queued and closes the file.
 func (r *Recorder) Close() {
-	r.once.Do(func() { close(r.queue) })
+	r.mu.Lock()
+	if !r.closed {
+		r.closed = true
+		close(r.queue)
+	}
+	r.mu.Unlock()
 	<-r.done
 }
 

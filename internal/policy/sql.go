@@ -7,10 +7,15 @@ import (
 
 // SQLReadOnly reports whether query is a single statement that only reads:
 // it starts with SELECT, WITH, SHOW, EXPLAIN, DESCRIBE/DESC, VALUES or TABLE
-// and contains no keyword that writes, changes schema or privileges, or
-// runs code, outside string literals, quoted identifiers and comments.
-// It errs on the side of refusing: anything it cannot read is not
-// read-only (e.g. an unterminated literal, a second statement).
+// and contains no keyword or function that writes, changes schema or
+// privileges, locks, or runs code, outside string literals and comments
+// (quoted identifiers count: "pg_sleep"(1) is a call). It errs on the side
+// of refusing: whatever dialects read differently is refused — '#' (a
+// comment in MySQL, an operator in PostgreSQL), backslashes inside quotes,
+// "--" not followed by a space, nested and MySQL executable (/*! */)
+// comments, dollar quoting — as are unterminated literals and a second
+// statement. It is a guard for an agent's query, not a substitute for a
+// read-only database role: use both.
 func SQLReadOnly(query string) bool {
 	words, ok := sqlWords(query)
 	if !ok || len(words) == 0 {
@@ -21,16 +26,18 @@ func SQLReadOnly(query string) bool {
 	default:
 		return false
 	}
-	for i, w := range words {
+	explain := false
+	for _, w := range words {
 		if sqlWriteWords[w] {
 			return false
 		}
+		explain = explain || w == "EXPLAIN"
 		// EXPLAIN ANALYZE runs the statement; SELECT ... INTO creates a table;
 		// FOR UPDATE/SHARE takes locks.
-		if w == "ANALYZE" && i > 0 && words[i-1] == "EXPLAIN" {
+		if (w == "ANALYZE" || w == "ANALYSE") && explain {
 			return false
 		}
-		if (w == "INTO" || w == "FOR") && words[0] != "SHOW" {
+		if w == "INTO" || w == "FOR" {
 			return false
 		}
 	}
@@ -51,6 +58,13 @@ var sqlWriteWords = map[string]bool{
 	"LO_EXPORT": true, "DBLINK": true, "DBLINK_EXEC": true, "NEXTVAL": true, "SETVAL": true, "SET_CONFIG": true,
 	"LOAD_FILE": true, "SLEEP": true, "BENCHMARK": true, "XP_CMDSHELL": true, "OPENROWSET": true,
 	"OPENDATASOURCE": true, "PG_TERMINATE_BACKEND": true, "PG_CANCEL_BACKEND": true,
+	"PG_ADVISORY_LOCK": true, "PG_ADVISORY_LOCK_SHARED": true, "PG_ADVISORY_XACT_LOCK": true,
+	"PG_ADVISORY_XACT_LOCK_SHARED": true, "PG_TRY_ADVISORY_LOCK": true, "PG_TRY_ADVISORY_LOCK_SHARED": true,
+	"PG_TRY_ADVISORY_XACT_LOCK": true, "PG_TRY_ADVISORY_XACT_LOCK_SHARED": true, "PG_NOTIFY": true,
+	"LO_UNLINK": true, "LO_CREATE": true, "LO_CREAT": true, "LO_PUT": true, "LO_FROM_BYTEA": true,
+	"PG_RELOAD_CONF": true, "PG_ROTATE_LOGFILE": true, "PG_PROMOTE": true, "PG_SWITCH_WAL": true,
+	"PG_CREATE_RESTORE_POINT": true, "PG_FILE_WRITE": true, "PG_LOGICAL_EMIT_MESSAGE": true,
+	"PG_STAT_RESET": true, "GET_LOCK": true, "RELEASE_LOCK": true, "RELEASE_ALL_LOCKS": true,
 }
 
 // sqlWords returns the upper-cased bare words of one statement, skipping
@@ -62,19 +76,27 @@ func sqlWords(q string) ([]string, bool) {
 	for i := 0; i < len(q); {
 		c := q[i]
 		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+		case isSQLSpace(c):
 			i++
 		case c == '-' && i+1 < len(q) && q[i+1] == '-':
+			// MySQL needs whitespace after "--" for a comment; PostgreSQL
+			// does not: refuse what they would read differently.
+			if i+2 < len(q) && !isSQLSpace(q[i+2]) {
+				return nil, false
+			}
 			for i < len(q) && q[i] != '\n' {
 				i++
 			}
 		case c == '#':
-			for i < len(q) && q[i] != '\n' {
-				i++
-			}
+			return nil, false // a comment in MySQL, an operator in PostgreSQL
 		case c == '/' && i+1 < len(q) && q[i+1] == '*':
 			end := strings.Index(q[i+2:], "*/")
 			if end < 0 {
+				return nil, false
+			}
+			body := q[i+2 : i+2+end]
+			// MySQL runs /*! … */; PostgreSQL nests /* /* */ */.
+			if strings.HasPrefix(body, "!") || strings.Contains(body, "/*") {
 				return nil, false
 			}
 			i += end + 4
@@ -89,9 +111,10 @@ func sqlWords(q string) ([]string, bool) {
 				if j >= len(q) {
 					return nil, false
 				}
-				if q[j] == '\\' && c == '\'' {
-					j += 2
-					continue
+				if q[j] == '\\' {
+					// An escape in MySQL, a character in PostgreSQL: the two
+					// would end the literal in different places.
+					return nil, false
 				}
 				if q[j] == c {
 					if j+1 < len(q) && q[j+1] == c { // doubled quote
@@ -101,6 +124,10 @@ func sqlWords(q string) ([]string, bool) {
 					break
 				}
 				j++
+			}
+			if c != '\'' {
+				// A quoted identifier still names things: "pg_sleep"(1).
+				words = append(words, strings.ToUpper(strings.ReplaceAll(q[i+1:j], string(c)+string(c), string(c))))
 			}
 			i = j + 1
 		case c == '$':
@@ -126,4 +153,8 @@ func sqlWords(q string) ([]string, bool) {
 		}
 	}
 	return words, true
+}
+
+func isSQLSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }
