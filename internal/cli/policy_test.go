@@ -87,11 +87,11 @@ func writeRecords(t *testing.T, dir string, extra ...string) string {
 		args   string
 		labels []string // the session's
 	}{
-		{bot, tool("tickets", "get_ticket"), `{"id":"T-1"}`, nil},             // allow → allow
-		{bot, tool("chat", "post_message"), long, nil},                        // allow → deny
-		{bot, tool("tickets", "create_ticket"), `{"title":"x"}`, nil},         // deny → allow
-		{seller, tool("tickets", "list_tickets"), `{}`, nil},                  // deny → deny
-		{seller, tool("tickets", "list_tickets"), `{}`, []string{"customer"}}, // deny → approve
+		{bot, tool("tickets", "get_ticket"), `{"id":"T-1"}`, nil},                      // allow → allow
+		{bot, tool("chat", "post_message"), long, nil},                                 // allow → deny
+		{bot, tool("tickets", "create_ticket"), `{"title":"x"}`, nil},                  // deny → allow
+		{seller, tool("tickets", "list_tickets"), `{}`, nil},                           // deny → deny
+		{bot, tool("tickets", "create_ticket"), `{"title":"y"}`, []string{"customer"}}, // deny → approve
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -157,7 +157,7 @@ policy:
 			`now:    no rule allows this for the caller\n`,
 			`Newly allowed \(1\):\n  line 3: agent bot \(user alice\) → support/tickets_create_ticket\n`,
 			`now:    rule "tickets" \(bundle support\): allowed`,
-			`Other changes \(1\):\n  line 5: agent seller → support/tickets_list_tickets\n`,
+			`Other changes \(1\):\n  line 5: agent bot \(user alice\) → support/tickets_create_ticket\n`,
 			`change: deny → approve\n`,
 			`now:    rule "hold-after-customer-data" \(workflow\): this session has read customer data; calling a tickets tool needs a person's approval`,
 		}, "1 malformed lines skipped (first: line 6: not a decision record)"},
