@@ -103,43 +103,8 @@ func (x *exchange) toolAnnotations(ctx context.Context, mb *member, up string) p
 	return cl.annotations[up]
 }
 
-// annotationsOf reads a tool list item's annotations. It reads the hints
-// in place: lists are filtered per item, and decoding each item's
-// annotations with encoding/json cost more than the decision itself.
-func annotationsOf(item []byte) policy.Annotations {
-	var a policy.Annotations
-	raw, ok := jsonrpc.Get(item, "annotations")
-	if !ok || len(raw) == 0 || raw[0] != '{' {
-		return a
-	}
-	a.ReadOnly = hint(raw, "readOnlyHint")
-	a.Destructive = hint(raw, "destructiveHint")
-	a.Idempotent = hint(raw, "idempotentHint")
-	a.OpenWorld = hint(raw, "openWorldHint")
-	if t, ok := jsonrpc.Get(raw, "title"); ok {
-		a.Title, _ = jsonrpc.String(t)
-	}
-	return a
-}
-
-var (
-	hintTrue  = true
-	hintFalse = false
-)
-
-func hint(obj []byte, key string) *bool {
-	v, ok := jsonrpc.Get(obj, key)
-	if !ok {
-		return nil
-	}
-	switch string(v) {
-	case "true":
-		return &hintTrue
-	case "false":
-		return &hintFalse
-	}
-	return nil
-}
+// annotationsOf reads a tool list item's annotations.
+func annotationsOf(item []byte) policy.Annotations { return policy.AnnotationsOf(item) }
 
 // guard decides a tools/call, prompts/get or resources/* request before
 // it is forwarded. It returns the decision's labels and true when the
@@ -270,7 +235,7 @@ func (x *exchange) allowedInList(in *policy.Input, mb *member, up, visible strin
 	t.Server, t.Upstream, t.Name, t.Visible = x.vs.Name, mb.e.name, up, visible
 	t.Annotations = policy.Annotations{}
 	if t.Kind == policy.KindTool {
-		t.Annotations = annotationsOf(item)
+		t.SetListItem(item)
 	}
 	return in.Caller != nil && x.vs.policy.Decide(in, false).Effect != policy.Deny
 }

@@ -29,7 +29,7 @@ func BenchmarkListFilter500(b *testing.B) {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	g := &Gateway{log: log, engine: policy.NewEngine(policy.EngineOptions{Logger: log})}
+	g := &Gateway{log: log, engine: policy.NewEngine(policy.EngineOptions{Logger: log}), history: policy.NewHistory(0)}
 	vs := &VirtualServer{Name: "all", policy: pol}
 	var members []*member
 	var items [][]byte

@@ -205,7 +205,7 @@ var noFacts = &factOverrides{}
 
 func (p *Policy) factsFor(t *Target) toolFacts {
 	if t.Kind != KindTool {
-		return toolFacts{}
+		return toolFacts{classDone: true}
 	}
 	p.factsMu.RLock()
 	fo := p.tfacts[t.Upstream][t.Name]
@@ -213,23 +213,47 @@ func (p *Policy) factsFor(t *Target) toolFacts {
 	if fo == nil {
 		fo = p.computeFacts(t.Upstream, t.Name)
 	}
-	// Annotations may change with the upstream's list; the operator's facts
-	// do not, and win over them. MCP defaults: readOnlyHint false;
-	// destructiveHint true unless read-only.
-	out := toolFacts{labels: fo.labels}
-	out.readOnly = t.Annotations.ReadOnly != nil && *t.Annotations.ReadOnly
-	if fo.readOnly != nil {
-		out.readOnly = *fo.readOnly
+	// The class is worked out when a rule asks for it (see class).
+	return toolFacts{labels: fo.labels, fo: fo, t: t}
+}
+
+// class works out whether the tool is read-only and destructive, once:
+// annotations may change with the upstream's list; the operator's facts do
+// not, and win over them. MCP defaults: readOnlyHint false;
+// destructiveHint true unless read-only. A list item's annotations are
+// read only now, when a rule needs them: most tools of a list never meet
+// a rule with a class.
+func (f *toolFacts) class() {
+	if f.classDone {
+		return
 	}
-	out.destructive = !out.readOnly
-	if t.Annotations.Destructive != nil && !out.readOnly {
-		out.destructive = *t.Annotations.Destructive
+	f.classDone = true
+	t, fo := f.t, f.fo
+	if t == nil {
+		return
+	}
+	if fo == nil {
+		fo = noFacts
+	}
+	if t.raw != nil {
+		t.Annotations = AnnotationsOf(t.raw)
+		t.raw = nil
+	}
+	f.readOnly = t.Annotations.ReadOnly != nil && *t.Annotations.ReadOnly
+	if fo.readOnly != nil {
+		f.readOnly = *fo.readOnly
+	}
+	f.destructive = !f.readOnly
+	if t.Annotations.Destructive != nil && !f.readOnly {
+		f.destructive = *t.Annotations.Destructive
 	}
 	if fo.destructive != nil {
-		out.destructive = *fo.destructive
+		f.destructive = *fo.destructive
 	}
-	return out
 }
+
+func (f *toolFacts) isReadOnly() bool    { f.class(); return f.readOnly }
+func (f *toolFacts) isDestructive() bool { f.class(); return f.destructive }
 
 // maxFactsCache bounds the tools whose facts are cached (tool names come
 // from upstreams).
@@ -297,15 +321,15 @@ func (r *rule) applies(t *Target, f *toolFacts) bool {
 	if t.Kind == KindTool {
 		switch r.class {
 		case "read_only":
-			if !f.readOnly {
+			if !f.isReadOnly() {
 				return false
 			}
 		case "write":
-			if f.readOnly {
+			if f.isReadOnly() {
 				return false
 			}
 		case "destructive":
-			if !f.destructive {
+			if !f.isDestructive() {
 				return false
 			}
 		}

@@ -378,8 +378,8 @@ policy:
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
 			f := p.factsFor(r.target)
-			if f.readOnly != r.readOnly || f.destructive != r.destroy {
-				t.Fatalf("facts: read_only %v destructive %v, want %v %v", f.readOnly, f.destructive, r.readOnly, r.destroy)
+			if f.isReadOnly() != r.readOnly || f.isDestructive() != r.destroy {
+				t.Fatalf("facts: read_only %v destructive %v, want %v %v", f.isReadOnly(), f.isDestructive(), r.readOnly, r.destroy)
 			}
 			for _, k := range []struct {
 				agent string

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"gatehouse/internal/jsonrpc"
 )
 
 // Caller is who makes a request, as policy sees it.
@@ -90,16 +92,30 @@ type Target struct {
 	// Visible is the name the client sees (after prefixes and renames).
 	Visible     string
 	Annotations Annotations
+
+	// raw is a list item whose annotations have not been read yet.
+	raw []byte
+}
+
+// SetListItem points the target at a tools/list item: its annotations are
+// read from it only if a rule needs them.
+func (t *Target) SetListItem(item []byte) {
+	t.Annotations = Annotations{}
+	t.raw = item
 }
 
 // toolFacts are a target's labels and class after operator facts.
 type toolFacts struct {
-	labels      []string
-	readOnly    bool
-	destructive bool
+	labels []string
+
+	fo                    *factOverrides
+	t                     *Target
+	classDone             bool
+	readOnly, destructive bool
 }
 
 func (t *Target) value(f *toolFacts) map[string]any {
+	f.class()
 	ann := map[string]any{}
 	if a := t.Annotations; true {
 		if a.ReadOnly != nil {
@@ -165,4 +181,41 @@ type Input struct {
 type memoResult struct {
 	ok  bool
 	err error
+}
+
+// AnnotationsOf reads a tools/list item's annotations in place (decoding
+// each item's annotations with encoding/json cost more than deciding it).
+func AnnotationsOf(item []byte) Annotations {
+	var a Annotations
+	raw, ok := jsonrpc.Get(item, "annotations")
+	if !ok || len(raw) == 0 || raw[0] != '{' {
+		return a
+	}
+	a.ReadOnly = hint(raw, "readOnlyHint")
+	a.Destructive = hint(raw, "destructiveHint")
+	a.Idempotent = hint(raw, "idempotentHint")
+	a.OpenWorld = hint(raw, "openWorldHint")
+	if t, ok := jsonrpc.Get(raw, "title"); ok {
+		a.Title, _ = jsonrpc.String(t)
+	}
+	return a
+}
+
+var (
+	hintTrue  = true
+	hintFalse = false
+)
+
+func hint(obj []byte, key string) *bool {
+	v, ok := jsonrpc.Get(obj, key)
+	if !ok {
+		return nil
+	}
+	switch string(v) {
+	case "true":
+		return &hintTrue
+	case "false":
+		return &hintFalse
+	}
+	return nil
 }
