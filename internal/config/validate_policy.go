@@ -93,6 +93,18 @@ func (l *loader) validatePolicy(c *Config) {
 			}
 		}
 		l.validateRuleSet(c, bp, &RuleSet{Mode: b.Mode, Allow: b.Allow, Deny: b.Deny})
+		for k, v := range b.Audit {
+			switch k {
+			case "args":
+				switch v {
+				case "full", "masked", "hashed", "omitted":
+				default:
+					l.addAt(bp+".audit.args", "unknown mode %v (full, masked, hashed, omitted)", v)
+				}
+			default:
+				l.addAt(bp+".audit."+k, "unknown audit setting %q (args)", k)
+			}
+		}
 	}
 	seen := map[string]int{}
 	for i, w := range p.Workflows {

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gatehouse/internal/audit"
 	"gatehouse/internal/config"
 	"gatehouse/internal/policy"
 )
@@ -70,6 +71,8 @@ type Gateway struct {
 	// history is what policy knows of callers of the stateless revision,
 	// which have no session.
 	history *policy.History
+	audit   *audit.Trail // nil: audit off
+	masker  *audit.Masker
 }
 
 // SecretResolver expands {{vault:NAME}} references in upstream headers and
@@ -89,6 +92,12 @@ type Options struct {
 	// approvals, decision record); nil: one without a store (no grants,
 	// and calls that need approval are denied).
 	Policy *policy.Engine
+	// Audit receives a record of every request before its answer leaves;
+	// nil: no audit trail.
+	Audit *audit.Trail
+	// AuditFields are argument names masked in records besides the
+	// built-in ones (password, token, …).
+	AuditFields []string
 }
 
 // New builds a gateway from a validated configuration and starts the
@@ -108,7 +117,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		opts.Policy = policy.NewEngine(policy.EngineOptions{Logger: opts.Logger})
 	}
 	g := &Gateway{log: opts.Logger, entries: map[string]*entry{}, httpClient: opts.HTTPClient, secrets: opts.Secrets, engine: opts.Policy,
-		history: policy.NewHistory(cfg.Sessions.IdleTimeout.Std())}
+		history: policy.NewHistory(cfg.Sessions.IdleTimeout.Std()), audit: opts.Audit, masker: audit.NewMasker(opts.AuditFields)}
 	if err := g.Apply(cfg); err != nil {
 		return nil, err
 	}

@@ -127,6 +127,7 @@ func (x *exchange) guard(ctx context.Context, kind string, mb *member, up, visib
 	}
 	in := &policy.Input{Caller: x.caller(ctx), Target: t, Args: args, Request: x.request(ctx), Session: x.sessionState()}
 	d := pol.Decide(in, false)
+	x.audit.decision, x.audit.name, x.audit.kind = &d, visible, kind
 	if kind == policy.KindTool {
 		if rec := x.g.engine.Recorder(); rec != nil {
 			rec.Add(policy.NewRecord(in, d, pol.Version))

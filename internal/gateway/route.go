@@ -33,6 +33,7 @@ type exchange struct {
 	calls     []*inflight // upstream calls in flight
 
 	pcaller *policy.Caller // the policy view of the caller, once needed
+	audit   auditState
 }
 
 // errClientCancelled ends an exchange whose client cancelled it.
@@ -49,6 +50,11 @@ func (s *Session) Handle(ctx context.Context, m *jsonrpc.Message, r Replier) {
 		return
 	}
 	x := &exchange{g: s.g, vs: vs, s: s, m: m, r: r}
+	x.audit.start = time.Now()
+	if s.g.auditRefuses() {
+		x.fail(errAuditUnavailable)
+		return
+	}
 	ctx, x.cancel = context.WithCancel(ctx)
 	defer x.cancel()
 	s.register(x)
@@ -65,17 +71,18 @@ func replyError(r Replier, id []byte, err error) {
 
 func (x *exchange) fail(err error) {
 	if x.cancelled.Load() || errors.Is(err, errClientCancelled) {
-		x.r.Abandon()
+		x.abandon()
 		return
 	}
-	replyError(x.r, x.m.ID, err)
+	e := errorOf(err)
+	x.reply(jsonrpc.ErrorResponse(x.m.ID, e), e)
 }
 
 func (x *exchange) result(result []byte) {
 	if x.modern {
 		result = completeResult(x.m.Method, result)
 	}
-	_ = x.r.Reply(jsonrpc.ResultResponse(x.m.ID, result))
+	x.reply(jsonrpc.ResultResponse(x.m.ID, result), nil)
 }
 
 func (x *exchange) dispatch(ctx context.Context) {
@@ -182,10 +189,17 @@ func (x *exchange) call(ctx context.Context, mb *member, params []byte, name str
 			}
 			sendParams = withoutEnvelope(sendParams)
 		}
+		callStart := time.Now()
 		resp, call, err := c.Call(ctx, upstream.Request{
 			Msg: x.m, Params: sendParams, Tag: f, Name: name, Header: x.header,
 			Started: func(call *upstream.Call) { f.setCall(c, call) },
 		})
+		x.mu.Lock()
+		x.audit.upTime += time.Since(callStart)
+		if x.audit.upstream == "" {
+			x.audit.upstream = e.name
+		}
+		x.mu.Unlock()
 		if x.s != nil {
 			x.s.untrack(f)
 		} else {
@@ -260,11 +274,15 @@ func (x *exchange) forward(ctx context.Context, mb *member, params []byte, name 
 func (x *exchange) relay(resp *jsonrpc.Message) {
 	if x.modern && resp.Kind == jsonrpc.KindResult {
 		if fixed := completeResult(x.m.Method, resp.Result); len(fixed) != len(resp.Result) {
-			_ = x.r.Reply(jsonrpc.ResultResponse(x.m.ID, fixed))
+			x.reply(jsonrpc.ResultResponse(x.m.ID, fixed), nil)
 			return
 		}
 	}
-	_ = x.r.Reply(jsonrpc.Rewrite(resp, x.m.ID, nil))
+	var e *jsonrpc.Error
+	if resp.Kind == jsonrpc.KindError {
+		e = jsonrpc.ParseErrorObject(resp.Error)
+	}
+	x.reply(jsonrpc.Rewrite(resp, x.m.ID, nil), e)
 }
 
 // byName routes tools/call (tool=true) and prompts/get by name.

@@ -43,6 +43,8 @@ type Session struct {
 	closed   bool
 
 	source string // the client's IP address when the session opened
+	// clientName and clientVersion are the client's clientInfo.
+	clientName, clientVersion string
 	// What policy knows of the session's history: the data labels of the
 	// tools it called, and how many calls it made.
 	polMu  sync.Mutex
@@ -139,6 +141,13 @@ func (g *Gateway) Initialize(ctx context.Context, vsName string, m *jsonrpc.Mess
 		s.capsRaw = json.RawMessage(`{}`)
 	}
 	_ = json.Unmarshal(s.capsRaw, &s.caps)
+	var ci struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	}
+	if json.Unmarshal(p.ClientInfo, &ci) == nil {
+		s.clientName, s.clientVersion = truncate(ci.Name, 128), truncate(ci.Version, 64)
+	}
 	s.log = g.log.With("server", vsName, "session", shortID(info.ID))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
@@ -502,4 +511,11 @@ func (g *Gateway) SessionCount() int {
 		n += len(set)
 	}
 	return n
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
+	"gatehouse/internal/identity"
 	"gatehouse/internal/jsonrpc"
 	"gatehouse/internal/upstream"
 )
@@ -23,6 +25,13 @@ func (g *Gateway) HandleStateless(ctx context.Context, vsName string, m *jsonrpc
 		return
 	}
 	x := &exchange{g: g, vs: vs, modern: true, m: m, r: r, header: header}
+	x.audit.start = time.Now()
+	x.audit.principal, _ = identity.FromContext(ctx)
+	x.audit.source, _ = ctx.Value(sourceKey{}).(string)
+	if g.auditRefuses() {
+		x.fail(errAuditUnavailable)
+		return
+	}
 	if m.Method == "server/discover" {
 		x.discover(ctx)
 		return
@@ -85,7 +94,7 @@ func (x *exchange) discover(ctx context.Context) {
 		res["instructions"] = instructions
 	}
 	b, _ := json.Marshal(res)
-	_ = x.r.Reply(jsonrpc.ResultResponse(x.m.ID, b))
+	x.reply(jsonrpc.ResultResponse(x.m.ID, b), nil)
 }
 
 // envelopeKeys are the _meta members of a 2026-07-28 request that stand in

@@ -25,6 +25,7 @@ type Decision struct {
 	WouldDeny bool
 	Rule      string // the deciding rule ("" for the default denial)
 	Origin    string // the rule's set: "organisation", "team support", "bundle support (v3)", "workflow"
+	Bundle    string // the bundle of the rule that allowed the request, if any
 	Reason    string
 	// Bundles are the caller's bundles (membership and grants).
 	Bundles []string
@@ -493,7 +494,7 @@ func (d Decision) finish(res Decision) Decision {
 func (d Decision) allow(r *rule, would *Decision) Decision {
 	d.Effect = Allow
 	if r != nil {
-		d.Rule, d.Origin, d.Reason = r.name, r.origin, "allowed"
+		d.Rule, d.Origin, d.Reason, d.Bundle = r.name, r.origin, "allowed", r.bundle
 	}
 	if would != nil {
 		d.WouldDeny = true

@@ -82,11 +82,15 @@ type bundle struct {
 	name    string
 	members config.Members
 	set     *ruleSet
+	// auditArgs is how records keep call arguments the bundle grants:
+	// full, masked (default), hashed or omitted.
+	auditArgs string
 }
 
 type rule struct {
 	name    string
 	origin  string
+	bundle  string // the bundle the rule belongs to ("" for organisation and teams)
 	path    string // configuration path, for messages
 	servers []string
 	tools   []glob
@@ -286,6 +290,13 @@ func Compile(cfg *config.Config) (*Policy, error) {
 		}
 		cb := &bundle{name: name, members: b.Members,
 			set: compileSet(origin, "policy.bundles."+name, &config.RuleSet{Mode: b.Mode, Allow: b.Allow, Deny: b.Deny}, p.mode)}
+		for _, r := range append(cb.set.allow, cb.set.deny...) {
+			r.bundle = name
+		}
+		cb.auditArgs = "masked"
+		if v, ok := b.Audit["args"].(string); ok && v != "" {
+			cb.auditArgs = v
+		}
 		p.bundles[name] = cb
 		p.bundleSeq = append(p.bundleSeq, cb)
 	}
@@ -380,6 +391,16 @@ func (p *Policy) Bundles() []string {
 		out[i] = b.name
 	}
 	return out
+}
+
+// AuditMode returns how audit records keep the arguments of calls the
+// bundle granted: full, masked, hashed or omitted (masked by default, and
+// for calls no bundle granted).
+func (p *Policy) AuditMode(bundle string) string {
+	if b := p.bundles[bundle]; b != nil {
+		return b.auditArgs
+	}
+	return "masked"
 }
 
 // HasBundle reports whether the policy defines bundle name.

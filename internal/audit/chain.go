@@ -1,0 +1,170 @@
+package audit
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"gatehouse/internal/store"
+)
+
+// canonical is the JSON the hash covers: the record with its sequence
+// number, without PrevHash and Hash.
+func canonical(r Record) ([]byte, error) {
+	r.PrevHash, r.Hash = "", ""
+	return json.Marshal(r)
+}
+
+// chainHash is hex(SHA-256(prevHash || "\n" || canonical)).
+func chainHash(prev string, canon []byte) string {
+	h := sha256.New()
+	h.Write([]byte(prev))
+	h.Write([]byte{'\n'})
+	h.Write(canon)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Seal fills a record's chain fields given its sequence number and the
+// previous record's hash, and returns the stored form (the record's JSON
+// with both hashes).
+func Seal(r *Record, seq int64, prev string) ([]byte, error) {
+	r.Seq, r.PrevHash, r.Hash = seq, "", ""
+	canon, err := canonical(*r)
+	if err != nil {
+		return nil, fmt.Errorf("encoding audit record %s: %w", r.ID, err)
+	}
+	r.PrevHash = prev
+	r.Hash = chainHash(prev, canon)
+	return json.Marshal(r)
+}
+
+// row is the stored form of a record.
+func row(r Record) store.AuditRow {
+	tool := r.Target.Tool
+	if tool == "" {
+		tool = r.Target.Prompt
+	}
+	if tool == "" {
+		tool = r.Target.Resource
+	}
+	return store.AuditRow{ID: r.ID, Time: r.Time, Kind: r.Kind, Action: r.Action, ActorID: r.Actor.ID,
+		AgentName: r.Actor.AgentName, Team: r.Actor.Team, User: r.Actor.User, Server: r.Target.Server,
+		Tool: tool, Outcome: r.Outcome.Status}
+}
+
+// sealRow is the store's seal callback: it decodes the queued record,
+// seals it at the row's sequence and stores the result.
+func sealRow(recs map[string]*Record) func(*store.AuditRow, string) error {
+	return func(rw *store.AuditRow, prev string) error {
+		r := recs[rw.ID]
+		data, err := Seal(r, rw.Seq, prev)
+		if err != nil {
+			return err
+		}
+		rw.Data, rw.PrevHash, rw.Hash = data, r.PrevHash, r.Hash
+		return nil
+	}
+}
+
+// Problem is the first break verification found.
+type Problem struct {
+	Seq    int64  `json:"seq"`
+	ID     string `json:"id,omitempty"`
+	Reason string `json:"reason"`
+}
+
+func (p *Problem) Error() string {
+	return fmt.Sprintf("record seq %d (%s): %s", p.Seq, p.ID, p.Reason)
+}
+
+// Verifier checks a chain read in sequence order, record by record.
+type Verifier struct {
+	// Trusted, when set, are the only checkpoint keys accepted.
+	Trusted []ed25519.PublicKey
+
+	started  bool
+	lastSeq  int64
+	lastHash string
+	hashes   map[int64]string // seq -> hash, for checkpoints ahead of the walk
+	Records  int64
+	Checked  int // checkpoints verified
+}
+
+// Start anchors the walk: the first record must have sequence seq+1 and
+// PrevHash hash (a checkpoint kept by retention, or 0, "" for the start).
+func (v *Verifier) Start(seq int64, hash string) {
+	v.started, v.lastSeq, v.lastHash = true, seq, hash
+}
+
+// Add checks the next record, given as stored (JSON with its hashes).
+func (v *Verifier) Add(data []byte) *Problem {
+	var r Record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return &Problem{Seq: v.lastSeq + 1, Reason: "not a record: " + err.Error()}
+	}
+	if !v.started {
+		// Without an anchor, the first record anchors the walk.
+		v.Start(r.Seq-1, r.PrevHash)
+	}
+	switch {
+	case r.Seq != v.lastSeq+1:
+		return &Problem{Seq: v.lastSeq + 1, ID: r.ID, Reason: fmt.Sprintf("missing: the next record has sequence %d (records deleted or reordered)", r.Seq)}
+	case r.PrevHash != v.lastHash:
+		return &Problem{Seq: r.Seq, ID: r.ID, Reason: "its prev_hash is not the previous record's hash (a record before it was changed, deleted or reordered)"}
+	}
+	canon, err := canonical(r)
+	if err != nil {
+		return &Problem{Seq: r.Seq, ID: r.ID, Reason: err.Error()}
+	}
+	if want := chainHash(r.PrevHash, canon); want != r.Hash {
+		return &Problem{Seq: r.Seq, ID: r.ID, Reason: "its content does not match its hash (the record was changed)"}
+	}
+	v.lastSeq, v.lastHash = r.Seq, r.Hash
+	v.Records++
+	return nil
+}
+
+// Head returns the last verified record's sequence and hash.
+func (v *Verifier) Head() (int64, string) { return v.lastSeq, v.lastHash }
+
+// CheckCheckpoint verifies a checkpoint's signature and, when the walk
+// has reached it, that the record at its sequence has its hash.
+func (v *Verifier) CheckCheckpoint(c Checkpoint, hashAt func(seq int64) (string, bool)) *Problem {
+	pub, err := base64.StdEncoding.DecodeString(c.PublicKey)
+	sig, err2 := base64.StdEncoding.DecodeString(c.Signature)
+	if err != nil || err2 != nil || len(pub) != ed25519.PublicKeySize {
+		return &Problem{Seq: c.Seq, Reason: "checkpoint: malformed key or signature"}
+	}
+	if len(v.Trusted) > 0 {
+		ok := false
+		for _, k := range v.Trusted {
+			if k.Equal(ed25519.PublicKey(pub)) {
+				ok = true
+			}
+		}
+		if !ok {
+			return &Problem{Seq: c.Seq, Reason: "checkpoint: signed by a key that is not trusted (" + c.KeyID + ")"}
+		}
+	}
+	if !ed25519.Verify(pub, CheckpointMessage(c.Seq, c.Hash, c.Time), sig) {
+		return &Problem{Seq: c.Seq, Reason: "checkpoint: bad signature"}
+	}
+	if h, ok := hashAt(c.Seq); ok && h != c.Hash {
+		return &Problem{Seq: c.Seq, Reason: "checkpoint: the record at this sequence has another hash (the chain was rewritten)"}
+	}
+	v.Checked++
+	return nil
+}
+
+// SignCheckpoint signs the head (seq, hash) at t.
+func SignCheckpoint(key ed25519.PrivateKey, keyID string, seq int64, hash string, t time.Time) Checkpoint {
+	t = t.UTC().Truncate(time.Millisecond)
+	sig := ed25519.Sign(key, CheckpointMessage(seq, hash, t))
+	return Checkpoint{Seq: seq, Hash: hash, Time: t, KeyID: keyID,
+		PublicKey: base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey)),
+		Signature: base64.StdEncoding.EncodeToString(sig)}
+}

@@ -1,0 +1,376 @@
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gatehouse/internal/store"
+)
+
+// Trail is the audit pipeline of one gateway process: Log writes to the
+// local queue; Run commits the queue to the store's chain, signs
+// checkpoints, and feeds every sink from its cursor.
+type Trail struct {
+	q       *Queue
+	st      store.AuditStore
+	log     *slog.Logger
+	replica string
+	key     ed25519.PrivateKey
+	keyID   string
+	sinks   []Sink
+
+	checkpointEvery    int64
+	checkpointInterval time.Duration
+
+	wake      chan struct{}
+	sinkWake  []chan struct{}
+	committed atomic.Int64 // head seq after the last commit
+
+	stats Stats
+}
+
+// Stats are counters for metrics.
+type Stats struct {
+	Committed  atomic.Int64
+	CommitErrs atomic.Int64
+	SinkErrs   sync.Map // sink name -> *atomic.Int64
+	SinkSeq    sync.Map // sink name -> *atomic.Int64 (last delivered seq)
+}
+
+// Options configure a Trail.
+type Options struct {
+	Queue   *Queue
+	Store   store.AuditStore
+	Logger  *slog.Logger
+	Replica string
+	// Key signs checkpoints; KeyID names it in them.
+	Key   ed25519.PrivateKey
+	KeyID string
+	Sinks []Sink
+	// A checkpoint is signed after this many records or this much time,
+	// whichever comes first (defaults 1000, 30s).
+	CheckpointEvery    int64
+	CheckpointInterval time.Duration
+}
+
+// New returns a trail; call Run.
+func New(o Options) *Trail {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = 1000
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = 30 * time.Second
+	}
+	t := &Trail{q: o.Queue, st: o.Store, log: o.Logger, replica: o.Replica, key: o.Key, keyID: o.KeyID, sinks: o.Sinks,
+		checkpointEvery: o.CheckpointEvery, checkpointInterval: o.CheckpointInterval, wake: make(chan struct{}, 1)}
+	for range o.Sinks {
+		t.sinkWake = append(t.sinkWake, make(chan struct{}, 1))
+	}
+	return t
+}
+
+// Stats returns the trail's counters.
+func (t *Trail) Stats() *Stats { return &t.stats }
+
+// Queue returns the local queue.
+func (t *Trail) Queue() *Queue { return t.q }
+
+// Log records r: it returns once r is in the local queue (or with
+// ErrQueueFull). ID, Time and Replica are filled when empty.
+func (t *Trail) Log(r Record) error {
+	if r.ID == "" {
+		r.ID = NewID(time.Now())
+	}
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
+	r.Time = r.Time.UTC().Truncate(time.Millisecond)
+	if r.Replica == "" {
+		r.Replica = t.replica
+	}
+	r.Seq, r.PrevHash, r.Hash = 0, "", ""
+	if err := t.q.Append(r); err != nil {
+		return err
+	}
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Full reports whether new records would be refused.
+func (t *Trail) Full() bool { return !t.q.dropFull && t.q.Backlog() >= t.q.maxBytes }
+
+// Run commits and delivers until ctx ends.
+func (t *Trail) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i, s := range t.sinks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.deliver(ctx, s, t.sinkWake[i])
+		}()
+	}
+	t.commitLoop(ctx)
+	wg.Wait()
+}
+
+// commitBatch bounds the records appended in one transaction.
+const commitBatch = 500
+
+func (t *Trail) commitLoop(ctx context.Context) {
+	pos, err := t.q.position()
+	if err != nil {
+		t.log.Error("audit: reading the queue position", "error", err)
+	}
+	head, _, err := t.st.AuditHead(ctx)
+	if err != nil {
+		t.log.Error("audit: reading the chain head", "error", err)
+	}
+	t.committed.Store(head)
+	lastCheckpointSeq := head
+	lastCheckpoint := time.Now()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	backoff := time.Duration(0)
+	for {
+		recs, next, used, err := t.q.readBatch(pos, commitBatch)
+		if err == nil && len(recs) > 0 {
+			err = t.commit(ctx, recs)
+		}
+		switch {
+		case err != nil:
+			t.stats.CommitErrs.Add(1)
+			backoff = nextBackoff(backoff)
+			t.log.Warn("audit: committing to the store failed; will retry", "error", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			continue
+		case len(recs) > 0 || next != pos:
+			backoff = 0
+			if err := t.q.setPosition(next, used); err != nil {
+				t.log.Error("audit: saving the queue position", "error", err)
+			}
+			pos = next
+			if len(recs) == commitBatch {
+				continue // more waiting
+			}
+		}
+		// A checkpoint when enough records or time went by.
+		if h := t.committed.Load(); h > lastCheckpointSeq && (h-lastCheckpointSeq >= t.checkpointEvery || time.Since(lastCheckpoint) >= t.checkpointInterval) {
+			if err := t.checkpoint(ctx); err != nil {
+				t.log.Warn("audit: signing a checkpoint", "error", err)
+			} else {
+				lastCheckpointSeq, lastCheckpoint = h, time.Now()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+func (t *Trail) commit(ctx context.Context, recs []Record) error {
+	byID := make(map[string]*Record, len(recs))
+	rows := make([]store.AuditRow, 0, len(recs))
+	for i := range recs {
+		byID[recs[i].ID] = &recs[i]
+		rows = append(rows, row(recs[i]))
+	}
+	appended, err := t.st.AppendAudit(ctx, rows, sealRow(byID))
+	if err != nil {
+		return err
+	}
+	if n := len(appended); n > 0 {
+		t.committed.Store(appended[n-1].Seq)
+		t.stats.Committed.Add(int64(n))
+		for _, w := range t.sinkWake {
+			select {
+			case w <- struct{}{}:
+			default:
+			}
+		}
+	}
+	return nil
+}
+
+// Checkpoint signs the chain's current head now.
+func (t *Trail) checkpoint(ctx context.Context) error {
+	if t.key == nil {
+		return nil
+	}
+	seq, hash, err := t.st.AuditHead(ctx)
+	if err != nil || seq == 0 {
+		return err
+	}
+	c := SignCheckpoint(t.key, t.keyID, seq, hash, time.Now())
+	return t.st.AddAuditCheckpoint(ctx, store.AuditCheckpoint{Seq: c.Seq, Hash: c.Hash, Time: c.Time, KeyID: c.KeyID,
+		PublicKey: t.key.Public().(ed25519.PublicKey), Signature: ed25519.Sign(t.key, CheckpointMessage(c.Seq, c.Hash, c.Time))})
+}
+
+// Flush commits what is queued now (tests, shutdown).
+func (t *Trail) Flush(ctx context.Context) error {
+	pos, err := t.q.position()
+	if err != nil {
+		return err
+	}
+	for {
+		recs, next, used, err := t.q.readBatch(pos, commitBatch)
+		if err != nil {
+			return err
+		}
+		if len(recs) > 0 {
+			if err := t.commit(ctx, recs); err != nil {
+				return err
+			}
+		}
+		if next == pos {
+			return nil
+		}
+		if err := t.q.setPosition(next, used); err != nil {
+			return err
+		}
+		pos = next
+	}
+}
+
+func (t *Trail) deliver(ctx context.Context, s Sink, wake <-chan struct{}) {
+	name := s.Name()
+	errs, _ := t.stats.SinkErrs.LoadOrStore(name, new(atomic.Int64))
+	last, _ := t.stats.SinkSeq.LoadOrStore(name, new(atomic.Int64))
+	backoff := time.Duration(0)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		err := t.deliverOnce(ctx, s, last.(*atomic.Int64))
+		var wait time.Duration
+		switch {
+		case errors.Is(err, errNothing):
+			backoff = 0
+		case err != nil:
+			errs.(*atomic.Int64).Add(1)
+			backoff = nextBackoff(backoff)
+			wait = backoff
+			t.log.Warn("audit: a sink failed; will send again", "sink", name, "error", err, "retry_in", backoff)
+		default:
+			backoff = 0
+			continue // delivered a batch: look for more at once
+		}
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-tick.C:
+		}
+	}
+}
+
+var errNothing = errors.New("nothing to deliver")
+
+// sinkBatch bounds one Send.
+const sinkBatch = 500
+
+func (t *Trail) deliverOnce(ctx context.Context, s Sink, last *atomic.Int64) error {
+	cur, err := t.st.GetAuditCursor(ctx, s.Name())
+	if err != nil {
+		return err
+	}
+	rows, err := t.st.ListAudit(ctx, store.AuditFilter{AfterSeq: cur, Limit: sinkBatch})
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		last.Store(cur)
+		return errNothing
+	}
+	recs := make([]Record, 0, len(rows))
+	for _, rw := range rows {
+		var r Record
+		if err := json.Unmarshal(rw.Data, &r); err != nil {
+			return fmt.Errorf("decoding audit record %d: %w", rw.Seq, err)
+		}
+		recs = append(recs, r)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = s.Send(sctx, recs)
+	cancel()
+	if err != nil {
+		return err
+	}
+	seq := rows[len(rows)-1].Seq
+	if err := t.st.SetAuditCursor(ctx, s.Name(), seq); err != nil {
+		return err
+	}
+	last.Store(seq)
+	return nil
+}
+
+// nextBackoff doubles from 500ms to 60s, with ±20% jitter.
+func nextBackoff(d time.Duration) time.Duration {
+	if d == 0 {
+		d = 500 * time.Millisecond
+	} else {
+		d *= 2
+	}
+	if d > time.Minute {
+		d = time.Minute
+	}
+	j := time.Duration(mrand.Int64N(int64(d)/5*2+1)) - d/5
+	return d + j
+}
+
+// Crockford's base32, for sortable ids.
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// NewID returns "aud_" + 26 characters: 48 bits of milliseconds and 80
+// random bits, so ids sort by creation time.
+func NewID(t time.Time) string {
+	var b [26]byte
+	ms := uint64(t.UnixMilli())
+	for i := 9; i >= 0; i-- {
+		b[i] = crockford[ms&31]
+		ms >>= 5
+	}
+	var rnd [10]byte // 80 bits: 16 characters of 5 bits
+	_, _ = rand.Read(rnd[:])
+	var acc uint64
+	bits := 0
+	k := 0
+	for i := 10; i < 26; i++ {
+		for bits < 5 {
+			acc = acc<<8 | uint64(rnd[k])
+			k++
+			bits += 8
+		}
+		bits -= 5
+		b[i] = crockford[(acc>>uint(bits))&31]
+	}
+	return "aud_" + string(b[:])
+}
