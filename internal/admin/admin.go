@@ -1,8 +1,9 @@
 // Package admin is the gateway's admin REST API, mounted under /admin/v1/:
 // agents and their credentials, emergency team rotation, local users, the
-// vault's entries (never their values), signing-key rotation, and
+// vault's entries (never their values), signing-key rotation,
 // least-privilege policy (time-bounded grants, approvals of held calls,
-// explanations of decisions). The management commands of the gatehouse
+// explanations of decisions), and the audit trail (records, signed
+// checkpoints, the chain's head). The management commands of the gatehouse
 // CLI are its client, so they work against any replica.
 //
 // Admin calls authenticate with their own bearer token, compared in
@@ -76,6 +77,9 @@ type Config struct {
 	// Policy serves grants, approvals and explanations; nil (no policy
 	// section): 404, likewise.
 	Policy PolicyAdmin
+	// Audit serves the audit trail's records, checkpoints and head (a
+	// store.AuditStore); nil (the trail is off): 404, likewise.
+	Audit AuditAdmin
 	// Logger receives one line per admin action (default slog.Default()).
 	Logger *slog.Logger
 }

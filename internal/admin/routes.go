@@ -233,6 +233,26 @@ func (a *API) routeTable() []route {
 			errors: []int{http.StatusBadRequest, http.StatusNotFound},
 		},
 		{
+			method: http.MethodGet, path: "/admin/v1/audit/records", handle: a.listAuditRecords, status: http.StatusOK,
+			summary:     "Search the audit trail",
+			description: "Records matching every filter given, newest first (order=asc: oldest first), a page at a time: pass next as before (desc) or after (asc), with the same filters, for the next page. Records are returned exactly as stored, so that they stay verifiable against the hash chain.",
+			query:       auditRecordParams, response: AuditRecordsPage{},
+			errors: []int{http.StatusBadRequest, http.StatusNotFound},
+		},
+		{
+			method: http.MethodGet, path: "/admin/v1/audit/checkpoints", handle: a.listAuditCheckpoints, status: http.StatusOK,
+			summary:     "List signed checkpoints of the audit chain",
+			description: "Each checkpoint states, signed with Ed25519 by the gateway's checkpoint key, that the record with its seq has its hash; by seq. Page with from = the last seq received (checkpoints of several keys may share a seq).",
+			query:       auditCheckpointParams, response: []AuditCheckpoint{},
+			errors: []int{http.StatusBadRequest, http.StatusNotFound},
+		},
+		{
+			method: http.MethodGet, path: "/admin/v1/audit/head", handle: a.auditHead, status: http.StatusOK,
+			summary:     "The audit chain's head",
+			description: "The seq and hash of the last record appended (0 and \"\" before the first; retention does not move it).",
+			response:    AuditHead{}, errors: []int{http.StatusBadRequest, http.StatusNotFound},
+		},
+		{
 			method: http.MethodGet, path: "/admin/v1/openapi.json", handle: a.serveOpenAPI, status: http.StatusOK,
 			summary:  "This API's OpenAPI 3.1 document",
 			response: openAPIDoc{},

@@ -21,6 +21,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"gatehouse/internal/audit/sinks"
 	"gatehouse/internal/config"
 	"gatehouse/internal/gateway"
 	"gatehouse/internal/identity"
@@ -89,6 +90,14 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer engine.close()
 	gwOpts.Policy = engine.Engine
+	trail, err := startAudit(ctx, cfg, ids, log)
+	if err != nil {
+		return err
+	}
+	if trail != nil {
+		defer trail.close()
+		gwOpts.Audit, gwOpts.AuditFields = trail.Trail, cfg.Audit.MaskFields
+	}
 	gw, err := gateway.New(cfg, gwOpts)
 	if err != nil {
 		return err
@@ -224,6 +233,15 @@ func LoadConfig(path string) (*config.Config, error) {
 	}
 	if _, err := policy.Compile(cfg); err != nil {
 		return nil, err
+	}
+	var problems config.Problems
+	for i, sc := range cfg.Audit.Sinks {
+		if err := sinks.Check(sc.Type, sc.Settings); err != nil {
+			problems = append(problems, cfg.ProblemAt(fmt.Sprintf("audit.sinks[%d].settings", i), "%v", err))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, problems
 	}
 	return cfg, nil
 }

@@ -156,9 +156,13 @@ func startIdentity(ctx context.Context, cfg *config.Config, mux *http.ServeMux, 
 			return nil, err
 		}
 		s.padmin = &policyAdmin{st: st, dir: s.dir}
+		var auditAdmin admin.AuditAdmin // nil (not a typed nil) when off
+		if ast, ok := st.(store.AuditStore); ok && !cfg.Audit.Disabled {
+			auditAdmin = ast
+		}
 		admin.New(admin.Config{
 			Token: token, Manager: s.mgr, Store: st, Vault: rotatingVault{s.vault, s.keys}, Keys: s.keys,
-			Policy: s.padmin, Logger: log.With("component", "admin"),
+			Policy: s.padmin, Audit: auditAdmin, Logger: log.With("component", "admin"),
 		}).Register(mux)
 	}
 

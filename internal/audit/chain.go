@@ -168,3 +168,5 @@ func SignCheckpoint(key ed25519.PrivateKey, keyID string, seq int64, hash string
 		PublicKey: base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey)),
 		Signature: base64.StdEncoding.EncodeToString(sig)}
 }
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -44,7 +44,10 @@ type Queue struct {
 
 	queued  atomic.Int64 // bytes written and not yet committed
 	dropped atomic.Int64
-	done    chan struct{}
+	// full is set when a record was refused, and cleared once the
+	// committer has brought the backlog under 90% of the maximum.
+	full atomic.Bool
+	done chan struct{}
 }
 
 // segmentMax bounds one segment file.
@@ -148,6 +151,7 @@ func (q *Queue) Append(r Record) error {
 			q.dropped.Add(1)
 			return nil
 		}
+		q.full.Store(true)
 		return ErrQueueFull
 	}
 	ch := make(chan error, 1)
@@ -261,7 +265,9 @@ func (q *Queue) setPosition(p Position, committedBytes int64) error {
 	if err := os.Rename(tmp, filepath.Join(q.dir, "position")); err != nil {
 		return fmt.Errorf("audit queue position: %w", err)
 	}
-	q.queued.Add(-committedBytes)
+	if q.queued.Add(-committedBytes) < q.maxBytes/10*9 {
+		q.full.Store(false)
+	}
 	segs, _ := q.segments()
 	q.mu.Lock()
 	current := q.segNum

@@ -40,6 +40,7 @@ func Main(args []string) int {
 		newVaultCmd(),
 		newKeysCmd(),
 		newGrantCmd(), newApprovalsCmd(), newExplainCmd(), newPolicyCmd(),
+		newAuditCmd(),
 	)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {

@@ -59,6 +59,9 @@ type Config struct {
 	// allows it. See docs/policy.md.
 	Policy *Policy `yaml:"policy"`
 
+	// Audit configures the audit trail (docs/audit.md).
+	Audit Audit `yaml:"audit"`
+
 	// loc locates paths in the file this configuration was loaded from,
 	// for problems found after loading (see ProblemAt).
 	loc *loader

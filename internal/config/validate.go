@@ -56,6 +56,7 @@ func applyDefaults(c *Config) {
 		c.Vault.KEK = "file:gatehouse-data/kek"
 	}
 	applyPolicyDefaults(c.Policy)
+	applyAuditDefaults(c)
 	id := &c.Identity
 	if id.Auth == "" {
 		id.Auth = "required"
@@ -144,6 +145,7 @@ func (l *loader) expandEnv(c *Config, lookup func(string) (string, bool)) {
 	c.Store.Path = l.expand(c.Store.Path, "store.path", lookup)
 	c.Admin.Token = Secret(l.expand(string(c.Admin.Token), "admin.token", lookup))
 	c.Identity.Issuer = l.expand(c.Identity.Issuer, "identity.issuer", lookup)
+	l.expandAudit(c, lookup)
 	for name, u := range c.Upstreams {
 		if u == nil {
 			continue
@@ -216,6 +218,7 @@ func (l *loader) validate(c *Config) {
 	}
 	l.validateIdentity(c)
 	l.validatePolicy(c)
+	l.validateAudit(c)
 	if len(c.Servers) == 0 {
 		l.addAt("servers", "no virtual servers: declare at least one under servers:")
 	}

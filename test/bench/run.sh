@@ -10,7 +10,9 @@
 # verified once and then cached) measures what identity adds per call, and a
 # third one with the same authentication and a realistic policy (50 bundles of
 # 5 CEL-conditioned rules, 500 agents, an organisation-wide deny over every URL
-# in the arguments, a workflow rule) measures what policy adds.
+# in the arguments, a workflow rule) measures what policy adds. These two run
+# with the audit trail off; a fourth gateway, the authenticated one with the
+# audit trail on (SQLite, write sync), measures what auditing adds.
 # Each measurement reports requests/s, latency
 # percentiles, errors, and the CPU time per call of the process serving the
 # URL (the echo server for direct calls, the gateway for gateway calls) read
@@ -38,6 +40,7 @@ gw_addr=127.0.0.1:19201
 rp_addr=127.0.0.1:19202
 auth_addr=127.0.0.1:19203
 pol_addr=127.0.0.1:19204
+aud_addr=127.0.0.1:19205
 "$gh" bench echo-server --addr "$echo_addr" >"$tmp/echo.log" 2>&1 &
 echo_pid=$!
 pids+=("$echo_pid")
@@ -81,7 +84,10 @@ identity:
   token_ttl: 1h
   bootstrap_user: ""
   teams: [{name: bench, servers: [echo]}]
+audit: {disabled: true}
 YAML
+# The audited gateway: the same, with its own store and the audit trail on.
+sed -e "s|auth-data|audit-data|" -e "s|http://$auth_addr|http://$aud_addr|" -e "/^audit:/d" "$tmp/auth.yaml" >"$tmp/audit.yaml"
 "$gh" serve --config "$tmp/auth.yaml" --listen "$auth_addr" >"$tmp/auth.log" 2>&1 &
 auth_pid=$!
 pids+=("$auth_pid")
@@ -115,7 +121,8 @@ for t in teams:
 print("  agents:")
 for a in range(500):
     print(f"    - {{name: agent{a}, team: {teams[a % 10]}, owner: o@example.com, attributes: {{queues: [billing, general]}}}}")
-print("""policy:
+print("""audit: {disabled: true}
+policy:
   tools:
     - {upstream: echo, tools: ["echo"], labels: [internal]}
   organisation:
@@ -141,7 +148,10 @@ PY
 "$gh" serve --config "$tmp/policy.yaml" --listen "$pol_addr" >"$tmp/policy.log" 2>&1 &
 pol_pid=$!
 pids+=("$pol_pid")
-for addr in "$gw_addr" "$auth_addr" "$pol_addr"; do
+"$gh" serve --config "$tmp/audit.yaml" --listen "$aud_addr" >"$tmp/audit.log" 2>&1 &
+aud_pid=$!
+pids+=("$aud_pid")
+for addr in "$gw_addr" "$auth_addr" "$pol_addr" "$aud_addr"; do
 	for _ in $(seq 100); do
 		curl -fs "http://$addr/healthz" >/dev/null 2>&1 && break
 		sleep 0.1
@@ -158,6 +168,15 @@ token=$(curl -fs -u "$client_id:$client_secret" -d grant_type=client_credentials
 	--admin-url "http://$pol_addr" --admin-token "$BENCH_ADMIN" >"$tmp/pagent.json"
 client_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_id"])' "$tmp/pagent.json")
 client_secret=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_secret"])' "$tmp/pagent.json")
+"$gh" agent create bench-bot --team bench --owner bench@example.com --json \
+	--admin-url "http://$aud_addr" --admin-token "$BENCH_ADMIN" >"$tmp/aagent.json"
+client_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_id"])' "$tmp/aagent.json")
+client_secret=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_secret"])' "$tmp/aagent.json")
+atoken=$(curl -fs -u "$client_id:$client_secret" -d grant_type=client_credentials \
+	-d resource="http://$aud_addr/mcp/echo" "http://$aud_addr/oauth/token" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+client_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_id"])' "$tmp/pagent.json")
+client_secret=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_secret"])' "$tmp/pagent.json")
 ptoken=$(curl -fs -u "$client_id:$client_secret" -d grant_type=client_credentials \
 	-d resource="http://$pol_addr/mcp/echo" "http://$pol_addr/oauth/token" |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
@@ -172,10 +191,12 @@ run() { # target concurrency
 	proxy) url="http://$rp_addr/" pid=$rp_pid ;;
 	auth) url="http://$auth_addr/mcp/echo" pid=$auth_pid ;;
 	policy) url="http://$pol_addr/mcp/echo" pid=$pol_pid ;;
+	audit) url="http://$aud_addr/mcp/echo" pid=$aud_pid ;;
 	esac
 	local hdr=()
 	[ "$target" = auth ] && hdr=(--header "Authorization: Bearer $token")
 	[ "$target" = policy ] && hdr=(--header "Authorization: Bearer $ptoken")
+	[ "$target" = audit ] && hdr=(--header "Authorization: Bearer $atoken")
 	"$gh" bench --url "$url" -c "$c" -d "$duration" --warmup 1s --pid "$pid" --json "${hdr[@]}" 2>/dev/null >"$tmp/one.json"
 	python3 - "$target" "$c" "$tmp/one.json" >>"$results" <<'PY'
 import json, sys
@@ -192,6 +213,7 @@ for r in $(seq "$rounds"); do
 		run gateway "$c"
 		run auth "$c"
 		run policy "$c"
+		run audit "$c"
 		run proxy "$c"
 	done
 done
@@ -206,7 +228,7 @@ def med(t, c, i):
 print("| concurrency | path | requests/s | p50 ms | p90 ms | p99 ms | CPU µs/call | errors |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for c in ("1", "16"):
-    for t in ("direct", "gateway", "auth", "policy", "proxy"):
+    for t in ("direct", "gateway", "auth", "policy", "audit", "proxy"):
         errs = sum(int(r[7]) for r in rows if r[0] == t and r[1] == c)
         print(f"| {c} | {t} | {med(t,c,2):.0f} | {med(t,c,3):.3f} | {med(t,c,4):.3f} | {med(t,c,5):.3f} | {med(t,c,6):.1f} | {errs} |")
 for c in ("1", "16"):
@@ -215,6 +237,9 @@ for c in ("1", "16"):
 for c in ("1", "16"):
     print(f"concurrency {c}: policy adds {med('policy',c,6)-med('auth',c,6):+.1f} µs CPU per call "
           f"({med('policy',c,6):.1f} vs {med('auth',c,6):.1f}) and p50 {med('policy',c,3)-med('auth',c,3):+.3f} ms")
+for c in ("1", "16"):
+    print(f"concurrency {c}: audit adds {med('audit',c,6)-med('auth',c,6):+.1f} µs CPU per call "
+          f"({med('audit',c,6):.1f} vs {med('auth',c,6):.1f}) and p50 {med('audit',c,3)-med('auth',c,3):+.3f} ms")
 for c in ("1", "16"):
     print(f"concurrency {c}: gateway adds p50 {med('gateway',c,3)-med('direct',c,3):+.3f} ms; "
           f"gateway CPU per call {med('gateway',c,6):.1f} µs = {med('gateway',c,6)/med('proxy',c,6):.2f}x a plain reverse proxy's "

@@ -21,7 +21,7 @@ import (
 // GATEHOUSE_TEST_POSTGRES (a postgres:// URL whose user may create
 // databases). Without it the tests skip, except in CI (GATEHOUSE_CI=1),
 // which must never skip them silently.
-func serverURL(t *testing.T) string {
+func serverURL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv("GATEHOUSE_TEST_POSTGRES")
 	if u == "" {
@@ -36,7 +36,7 @@ func serverURL(t *testing.T) string {
 // newDatabase creates an empty database of its own for the test, dropped
 // when the test ends, and returns its URL. A database rather than a schema
 // keeps LISTEN/NOTIFY (which is per database) apart between tests and runs.
-func newDatabase(t *testing.T) string {
+func newDatabase(t testing.TB) string {
 	t.Helper()
 	base := serverURL(t)
 	u, err := url.Parse(base)
@@ -69,7 +69,7 @@ func newDatabase(t *testing.T) string {
 	return u.String()
 }
 
-func openStore(t *testing.T, dbURL string) *Store {
+func openStore(t testing.TB, dbURL string) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), dbURL)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"gatehouse/internal/store/storetest"
 )
 
-func openTemp(t *testing.T, path string) *Store {
+func openTemp(t testing.TB, path string) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), path)
 	if err != nil {
