@@ -20,9 +20,9 @@ type AuditStore interface {
 	// crash) is skipped without consuming a sequence number. It returns
 	// the rows as appended (skipped ones left out).
 	AppendAudit(ctx context.Context, rows []AuditRow, seal func(row *AuditRow, prevHash string) error) ([]AuditRow, error)
-	// AuditHead returns the last row's Seq and Hash (0, "" when empty;
-	// after retention the head survives in the checkpoints, see
-	// PurgeAudit).
+	// AuditHead returns the last appended row's Seq and Hash (0, "" when
+	// nothing was ever appended). It is kept apart from the rows, so it
+	// stays exact after PurgeAudit.
 	AuditHead(ctx context.Context) (seq int64, hash string, err error)
 	// ListAudit returns rows matching f, ordered by Seq (ascending, or
 	// descending with f.Desc), at most f.Limit (default 100, max 10000).
