@@ -113,6 +113,9 @@ func TestAuditKill9(t *testing.T) {
 			if json.Unmarshal(rw.Data, &rec) != nil || rec.Action != "tools/call" || rec.Outcome.Status != audit.OutcomeAllowed {
 				continue
 			}
+			if rec.Target.Tool != "chat_post_message" || rec.Actor.AgentName != "support-bot" || rec.Target.Upstream != "chat" {
+				return fmt.Errorf("record %d does not say who called what: %s", rec.Seq, rw.Data)
+			}
 			var args struct {
 				Text string `json:"text"`
 			}

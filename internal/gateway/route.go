@@ -292,6 +292,10 @@ func (x *exchange) byName(ctx context.Context, tool bool) {
 		x.fail(jsonrpc.NewError(jsonrpc.CodeInvalidParams, x.m.Method+" needs params.name (a string)"))
 		return
 	}
+	x.audit.name, x.audit.kind = name, policy.KindPrompt
+	if tool {
+		x.audit.kind = policy.KindTool
+	}
 	mb, up := x.vs.members[0], name
 	if !x.vs.transparent {
 		var err error
@@ -410,6 +414,7 @@ func (x *exchange) byURI(ctx context.Context) {
 	if !x.vs.transparent {
 		mb = x.resolveURI(ctx, uri)
 	}
+	x.audit.name, x.audit.kind = uri, policy.KindResource
 	if x.m.Method != "resources/unsubscribe" {
 		if _, ok := x.guard(ctx, policy.KindResource, mb, uri, uri); !ok {
 			return
