@@ -155,6 +155,8 @@ func sqlWords(q string) ([]string, bool) {
 	return words, true
 }
 
+// isSQLSpace: the white space every dialect agrees on (\v is not
+// white space to all of them, so it is refused like any other character).
 func isSQLSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'
 }
