@@ -89,7 +89,7 @@ func Load(name string, data []byte, lookupEnv func(string) (string, bool)) (*Con
 			if len(l.problems) > 0 {
 				return nil, l.problems
 			}
-			if err := yaml.NodeToValue(body, cfg); err != nil {
+			if err := decodeNode(body, cfg); err != nil {
 				l.yamlError(err)
 				return nil, l.problems
 			}
@@ -115,6 +115,18 @@ func (c *Config) ProblemAt(path, format string, args ...any) Problem {
 	probe := &loader{name: c.loc.name, root: c.loc.root}
 	probe.addAt(path, format, args...)
 	return probe.problems[0]
+}
+
+// decodeNode decodes the document into cfg. The YAML library panics on
+// some malformed documents (an empty tagged value where a list is due,
+// found by FuzzLoad): a configuration file must get an error, not a crash.
+func decodeNode(body ast.Node, cfg *Config) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the document could not be decoded (%v): check tags (!…), anchors (&…) and aliases (*…)", r)
+		}
+	}()
+	return yaml.NodeToValue(body, cfg)
 }
 
 type loader struct {
