@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"strings"
 
+	"gatehouse/internal/audit"
 	"gatehouse/internal/identity"
 	"gatehouse/internal/store"
 	"gatehouse/internal/vault"
@@ -80,6 +81,9 @@ type Config struct {
 	// Audit serves the audit trail's records, checkpoints and head (a
 	// store.AuditStore); nil (the trail is off): 404, likewise.
 	Audit AuditAdmin
+	// Record, when set, receives an audit record of every admin change
+	// (every request but GET, refused ones included).
+	Record func(audit.Record) error
 	// Logger receives one line per admin action (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -210,16 +214,47 @@ func (a *API) serveRoute(rt route) http.Handler {
 			} else {
 				a.log.Info("admin action refused", a.actionAttrs(r, status, nil, slog.String("reason", ae.msg))...)
 			}
+			if r.Method != http.MethodGet {
+				a.record(r, rt, status, ae.msg)
+			}
 			writeError(w, ae)
 			return
 		}
 		if r.Method != http.MethodGet {
 			a.log.Info("admin action", a.actionAttrs(r, status, nil)...)
+			a.record(r, rt, status, "")
 		} else {
 			a.log.Debug("admin read", a.actionAttrs(r, status, nil)...)
 		}
 		writeResult(w, status, res)
 	})
+}
+
+// record writes the audit record of an admin change.
+func (a *API) record(r *http.Request, rt route, status int, reason string) {
+	if a.cfg.Record == nil {
+		return
+	}
+	rec := audit.Record{Kind: audit.KindAdmin, Action: rt.method + " " + rt.path,
+		Actor:   audit.Actor{Kind: "admin", Source: remoteHost(r.RemoteAddr)},
+		Target:  audit.Target{Method: r.Method, Object: r.URL.Path},
+		Outcome: audit.Outcome{Status: audit.OutcomeAllowed, Reason: reason}}
+	switch {
+	case status >= 500:
+		rec.Outcome.Status = audit.OutcomeError
+	case status >= 400:
+		rec.Outcome.Status = audit.OutcomeDenied
+	}
+	if err := a.cfg.Record(rec); err != nil {
+		a.log.Error("audit: an admin change could not be recorded", "path", r.URL.Path, "error", err)
+	}
+}
+
+func remoteHost(addr string) string {
+	if i := strings.LastIndexByte(addr, ':'); i > 0 {
+		return strings.Trim(addr[:i], "[]")
+	}
+	return addr
 }
 
 // actionAttrs describes an admin request for the log: method, path and

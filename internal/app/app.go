@@ -97,6 +97,7 @@ func Run(ctx context.Context, opts Options) error {
 	if trail != nil {
 		defer trail.close()
 		gwOpts.Audit, gwOpts.AuditFields = trail.Trail, cfg.Audit.MaskFields
+		ids.audit.t.Store(trail.Trail)
 	}
 	gw, err := gateway.New(cfg, gwOpts)
 	if err != nil {

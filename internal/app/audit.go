@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"gatehouse/internal/audit"
 	"gatehouse/internal/audit/sinks"
@@ -96,6 +97,18 @@ func (as *auditSystem) close() {
 	for _, s := range as.sinks {
 		s.Close()
 	}
+}
+
+// auditHook lets the parts built before the trail (the admin API, the
+// policy engine) record events once it runs; before that, and when the
+// trail is off, events are only logged.
+type auditHook struct{ t atomic.Pointer[audit.Trail] }
+
+func (h *auditHook) Log(r audit.Record) error {
+	if t := h.t.Load(); t != nil {
+		return t.Log(r)
+	}
+	return nil
 }
 
 // checkpointKey loads the checkpoint signing key from the vault, creating

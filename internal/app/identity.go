@@ -43,6 +43,7 @@ type identitySystem struct {
 	cfg    *config.Config
 	policy *policy.Engine // receives grant, approval, agent and user changes
 	padmin *policyAdmin   // the admin API's policy routes
+	audit  *auditHook     // admin changes and policy events go to the audit trail
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -121,7 +122,7 @@ func startIdentity(ctx context.Context, cfg *config.Config, mux *http.ServeMux, 
 	if err != nil {
 		return nil, err
 	}
-	s := &identitySystem{log: log, st: st, cfg: cfg}
+	s := &identitySystem{log: log, st: st, cfg: cfg, audit: &auditHook{}}
 	s.vault = vault.New(st, kr, vault.Options{Logger: log})
 	s.keys = identity.NewKeyManager(st, kr, identity.KeyConfig{
 		Alg: cfg.Identity.SigningAlg, RotateEvery: cfg.Identity.KeyRotation.Std(), MaxTokenTTL: cfg.Identity.TokenTTL.Std(),
@@ -162,7 +163,7 @@ func startIdentity(ctx context.Context, cfg *config.Config, mux *http.ServeMux, 
 		}
 		admin.New(admin.Config{
 			Token: token, Manager: s.mgr, Store: st, Vault: rotatingVault{s.vault, s.keys}, Keys: s.keys,
-			Policy: s.padmin, Audit: auditAdmin, Logger: log.With("component", "admin"),
+			Policy: s.padmin, Audit: auditAdmin, Record: s.audit.Log, Logger: log.With("component", "admin"),
 		}).Register(mux)
 	}
 

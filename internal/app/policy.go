@@ -42,7 +42,7 @@ func startPolicy(ctx context.Context, cfg *config.Config, ids *identitySystem, l
 		log.Info("recording policy decisions (arguments included)", "path", cfg.Policy.Record)
 	}
 	if ids != nil {
-		opts.Store, opts.Directory = ids.st, ids.dir
+		opts.Store, opts.Directory, opts.Audit = ids.st, ids.dir, ids.audit.Log
 	}
 	ps.Engine = policy.NewEngine(opts)
 	if err := ps.Load(ctx); err != nil {

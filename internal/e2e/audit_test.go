@@ -205,17 +205,24 @@ func TestAuditSinks(t *testing.T) {
 		}
 		return nil
 	}
+	// An admin change and a policy event are records too.
+	mustAdmin(t, g.base, "POST", "/admin/v1/grants", map[string]any{"agent": "eng-bot", "bundle": "billing-escalation", "for": "1h", "reason": "INC-7"}, http.StatusCreated, nil)
 	eventually(t, "every record in the file sink", func() error {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			return errNotYet
 		}
 		var recs []audit.Record
+		kinds := map[string]bool{}
 		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 			var r audit.Record
 			if json.Unmarshal([]byte(line), &r) == nil {
 				recs = append(recs, r)
+				kinds[r.Kind+" "+r.Action] = true
 			}
+		}
+		if !kinds["admin POST /admin/v1/grants"] || !kinds["policy grant.created"] || !kinds["admin POST /admin/v1/agents/{name}/rotate"] {
+			return errNotYet
 		}
 		return want(recs)
 	})

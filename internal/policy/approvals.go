@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"gatehouse/internal/audit"
 	"gatehouse/internal/store"
 )
 
@@ -81,6 +82,8 @@ func (e *Engine) Await(ctx context.Context, h HeldCall, wait, ttl time.Duration,
 		if err := e.st.CreateApproval(ctx, a); err != nil {
 			return store.Approval{}, fmt.Errorf("opening an approval request: %w", err)
 		}
+		e.record("approval.requested", audit.Actor{Kind: h.Caller.Kind, ID: a.Principal, AgentID: h.Caller.AgentID, AgentName: h.Caller.AgentName,
+			Team: h.Caller.Team, User: h.Caller.User}, "", a.Server+"/"+a.Tool, a.Reason, a.ID)
 		e.log.Info("audit: approval requested", "event", "approval.requested", "approval", a.ID, "caller", a.Principal,
 			"server", a.Server, "tool", a.Tool, "rule", a.Rule, "expires_at", a.ExpiresAt)
 		_ = e.st.Publish(ctx, store.Change{Kind: "approval", ID: a.ID})
@@ -135,6 +138,7 @@ func (e *Engine) consume(ctx context.Context, a store.Approval) (store.Approval,
 		}
 		return a, fmt.Errorf("using approval %s: %w", a.ID, err)
 	}
+	e.record("approval.used", audit.Actor{ID: a.Principal, AgentName: a.PrincipalName}, "", a.Server+"/"+a.Tool, "", a.ID)
 	e.log.Info("audit: approval used", "event", "approval.used", "approval", a.ID, "caller", a.Principal, "tool", a.Tool)
 	return used, nil
 }
@@ -153,6 +157,7 @@ func (e *Engine) DecideApproval(ctx context.Context, id string, approve bool, by
 	if err != nil {
 		return a, err
 	}
+	e.record("approval."+status, audit.Actor{Kind: "admin", User: by}, "", a.Server+"/"+a.Tool+" for "+a.Principal, note, id)
 	e.log.Info("audit: approval decided", "event", "approval.decided", "approval", id, "status", status, "by", by, "caller", a.Principal, "tool", a.Tool)
 	_ = e.st.Publish(ctx, store.Change{Kind: "approval", ID: id})
 	e.wake(id)

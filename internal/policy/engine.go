@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gatehouse/internal/audit"
 	"gatehouse/internal/identity"
 	"gatehouse/internal/store"
 )
@@ -56,6 +57,7 @@ type Engine struct {
 	dir Directory
 	log *slog.Logger
 	rec *Recorder
+	aud func(audit.Record) error
 
 	gen     atomic.Uint64 // bumped when agents, users or grants change
 	callers sync.Map      // cacheKey -> *cachedCaller
@@ -79,6 +81,10 @@ type EngineOptions struct {
 	Directory Directory
 	Logger    *slog.Logger
 	Recorder  *Recorder // nil: decisions are not recorded
+	// Audit, when set, receives an audit record of every grant and
+	// approval event (created, revoked, expired; requested, decided,
+	// used).
+	Audit func(audit.Record) error
 }
 
 // NewEngine returns an engine; call Load before serving when a store is set.
@@ -86,7 +92,7 @@ func NewEngine(o EngineOptions) *Engine {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Engine{st: o.Store, dir: o.Directory, log: o.Logger, rec: o.Recorder, grants: map[string][]string{}, waiters: map[string][]chan struct{}{}}
+	return &Engine{st: o.Store, dir: o.Directory, log: o.Logger, rec: o.Recorder, aud: o.Audit, grants: map[string][]string{}, waiters: map[string][]chan struct{}{}}
 }
 
 // Recorder returns the decision recorder (nil when recording is off).
@@ -176,6 +182,7 @@ func (e *Engine) noteExpiries(ctx context.Context) {
 			continue
 		}
 		if ok {
+			e.record("grant.expired", audit.Actor{Kind: "system"}, g.AgentID, "grant "+g.ID+" of bundle "+g.Bundle, g.Reason, "")
 			e.log.Info("audit: grant expired", "event", "grant.expired", "grant", g.ID, "agent_id", g.AgentID,
 				"bundle", g.Bundle, "reason", g.Reason, "created_by", g.CreatedBy, "expired_at", g.ExpiresAt)
 			_ = e.st.Publish(ctx, store.Change{Kind: "grant", ID: g.ID})
@@ -236,6 +243,7 @@ func (e *Engine) AddGrant(ctx context.Context, agentID, bundle, reason, by strin
 	if err := e.st.CreateGrant(ctx, g); err != nil {
 		return store.Grant{}, err
 	}
+	e.record("grant.created", audit.Actor{Kind: "admin", User: by}, agentID, "grant "+g.ID+" of bundle "+bundle, reason, "")
 	e.log.Info("audit: grant created", "event", "grant.created", "grant", g.ID, "agent_id", agentID, "bundle", bundle,
 		"reason", reason, "created_by", by, "expires_at", g.ExpiresAt)
 	_ = e.st.Publish(ctx, store.Change{Kind: "grant", ID: g.ID})
@@ -251,6 +259,7 @@ func (e *Engine) RevokeGrant(ctx context.Context, id, by string) error {
 	if err := e.st.RevokeGrant(ctx, id, by, time.Now().UTC()); err != nil {
 		return err
 	}
+	e.record("grant.revoked", audit.Actor{Kind: "admin", User: by}, "", "grant "+id, "", "")
 	e.log.Info("audit: grant revoked", "event", "grant.revoked", "grant", id, "revoked_by", by)
 	_ = e.st.Publish(ctx, store.Change{Kind: "grant", ID: id})
 	e.Apply(ctx, store.Change{Kind: "grant", ID: id})
@@ -263,6 +272,22 @@ func (e *Engine) ListGrants(ctx context.Context, f store.GrantFilter) ([]store.G
 		return nil, ErrNoStore
 	}
 	return e.st.ListGrants(ctx, f)
+}
+
+// record writes an audit record of a grant or approval event.
+func (e *Engine) record(action string, actor audit.Actor, agentID, object, reason, approval string) {
+	if e.aud == nil {
+		return
+	}
+	if agentID != "" && actor.Kind == "system" {
+		actor.AgentID = agentID
+	}
+	r := audit.Record{Kind: audit.KindPolicy, Action: action, Actor: actor,
+		Target:  audit.Target{Object: object},
+		Outcome: audit.Outcome{Status: audit.OutcomeAllowed, Reason: reason, Approval: approval}}
+	if err := e.aud(r); err != nil {
+		e.log.Error("audit: a policy event could not be recorded", "action", action, "error", err)
+	}
 }
 
 func randomID() string {
