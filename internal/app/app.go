@@ -123,6 +123,9 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		metrics.AuthFailures.WithLabelValues(code).Inc()
 	}}
+	if ids != nil {
+		hopts.Record = ids.audit.Log
+	}
 	if cfg.Identity.Auth == "required" {
 		hopts.Auth = ids.authn
 	} else {

@@ -146,6 +146,7 @@ func startIdentity(ctx context.Context, cfg *config.Config, mux *http.ServeMux, 
 	s.oauth, err = oauth.New(oauth.Config{
 		Issuer: cfg.Identity.Issuer, Store: st, Tokens: tokens, Keys: s.keys, Directory: s.dir,
 		Servers: servers, AllowInsecureMetadataURLs: cfg.Identity.AllowInsecureMetadataURLs, Logger: log,
+		Record: s.audit.Log,
 	})
 	if err != nil {
 		return nil, err

@@ -205,8 +205,12 @@ func TestAuditSinks(t *testing.T) {
 		}
 		return nil
 	}
-	// An admin change and a policy event are records too.
+	// An admin change, a policy event, a token issued and a refused
+	// credential are records too.
 	mustAdmin(t, g.base, "POST", "/admin/v1/grants", map[string]any{"agent": "eng-bot", "bundle": "billing-escalation", "for": "1h", "reason": "INC-7"}, http.StatusCreated, nil)
+	if status, _ := httpJSON(t, "POST", g.base+"/mcp/work", "not-a-valid-token", map[string]any{"jsonrpc": "2.0", "id": 1, "method": "ping"}); status != http.StatusUnauthorized {
+		t.Fatalf("a bad token got %d", status)
+	}
 	eventually(t, "every record in the file sink", func() error {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -221,7 +225,8 @@ func TestAuditSinks(t *testing.T) {
 				kinds[r.Kind+" "+r.Action] = true
 			}
 		}
-		if !kinds["admin POST /admin/v1/grants"] || !kinds["policy grant.created"] || !kinds["admin POST /admin/v1/agents/{name}/rotate"] {
+		if !kinds["admin POST /admin/v1/grants"] || !kinds["policy grant.created"] || !kinds["admin POST /admin/v1/agents/{name}/rotate"] ||
+			!kinds["auth token.issued"] || !kinds["auth auth.refused"] {
 			return errNotYet
 		}
 		return want(recs)

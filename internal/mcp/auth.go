@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"gatehouse/internal/audit"
 	"net"
 	"net/http"
 	"strconv"
@@ -34,6 +35,17 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, server st
 		h.writeAuthError(w, server, aerr)
 		if aerr.Code != "" {
 			h.log.Info("request refused", "server", server, "status", aerr.Status, "error", aerr.Code, "reason", aerr.Description, "remote", r.RemoteAddr)
+			if h.record != nil {
+				// A request without credentials is the normal first step of
+				// discovery; one with bad or insufficient credentials is an
+				// event.
+				if err := h.record(audit.Record{Kind: audit.KindAuth, Action: "auth.refused",
+					Actor:   audit.Actor{Kind: "anonymous", Source: remoteIP(r)},
+					Target:  audit.Target{Server: server, Method: r.Method},
+					Outcome: audit.Outcome{Status: audit.OutcomeDenied, Error: aerr.Code, Reason: aerr.Description}}); err != nil {
+					h.log.Error("audit: an authentication refusal could not be recorded", "error", err)
+				}
+			}
 		}
 		return r, false
 	}

@@ -10,6 +10,7 @@ package mcp
 import (
 	"context"
 	"errors"
+	"gatehouse/internal/audit"
 	"io"
 	"log/slog"
 	"mime"
@@ -36,7 +37,9 @@ type Handler struct {
 	issuer string
 	// onAuthFailure counts refused requests (may be nil).
 	onAuthFailure func(code string)
-	sessions      *registry
+	// record receives the audit record of a refused credential (may be nil).
+	record   func(audit.Record) error
+	sessions *registry
 
 	stopSweep chan struct{}
 	closeOnce sync.Once
@@ -58,6 +61,9 @@ type Options struct {
 	// OnAuthFailure, when set, is called with the RFC 6750 error code (""
 	// for a missing credential) of every refused request, for metrics.
 	OnAuthFailure func(code string)
+	// Record, when set, receives an audit record of every request refused
+	// for a bad or insufficient credential.
+	Record func(audit.Record) error
 }
 
 // NewHandlerWith returns a handler with options.
@@ -65,7 +71,7 @@ func NewHandlerWith(gw *gateway.Gateway, opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	h := &Handler{gw: gw, log: opts.Logger, auth: opts.Auth, issuer: strings.TrimSuffix(opts.Issuer, "/"), onAuthFailure: opts.OnAuthFailure,
+	h := &Handler{gw: gw, log: opts.Logger, auth: opts.Auth, issuer: strings.TrimSuffix(opts.Issuer, "/"), onAuthFailure: opts.OnAuthFailure, record: opts.Record,
 		sessions: newRegistry(), stopSweep: make(chan struct{})}
 	go h.sweep()
 	return h

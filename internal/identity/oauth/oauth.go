@@ -25,6 +25,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"gatehouse/internal/audit"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -65,6 +66,9 @@ type Config struct {
 	// http://127.0.0.1 metadata document URLs and documents on private or
 	// loopback addresses. For development and tests only.
 	AllowInsecureMetadataURLs bool
+	// Record, when set, receives an audit record of every access token
+	// issued.
+	Record func(audit.Record) error
 	// Logger receives one line per registration, login and token issued;
 	// never a password, code, secret or token. Nil means slog.Default().
 	Logger *slog.Logger

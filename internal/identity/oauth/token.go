@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"gatehouse/internal/audit"
 	"io"
 	"mime"
 	"net/http"
@@ -403,6 +404,22 @@ func (s *Server) issue(g identity.Grant) (*tokenResponse, *oauthError) {
 	tok, _, err := s.cfg.Tokens.Issue(g)
 	if err != nil {
 		return nil, serverError(fmt.Errorf("issuing access token: %w", err))
+	}
+	if s.cfg.Record != nil {
+		a := audit.Actor{Kind: g.Kind, ID: g.Kind + ":" + g.Subject, ClientName: g.ClientID}
+		if g.Kind == identity.KindAgent {
+			a.AgentID = g.Subject
+		} else {
+			a.User = g.Subject
+		}
+		if g.Actor != "" {
+			a.User, a.Chain = g.Actor, []string{"user:" + g.Actor, a.ID}
+		}
+		if err := s.cfg.Record(audit.Record{Kind: audit.KindAuth, Action: "token.issued", Actor: a,
+			Target:  audit.Target{Object: strings.Join(g.Audience, " ")},
+			Outcome: audit.Outcome{Status: audit.OutcomeAllowed, Reason: "scopes: " + strings.Join(g.Scopes, " ")}}); err != nil {
+			s.log.Error("audit: a token issuance could not be recorded", "error", err)
+		}
 	}
 	return &tokenResponse{AccessToken: tok, TokenType: "Bearer",
 		ExpiresIn: int64(s.cfg.Tokens.TTL() / time.Second), Scope: strings.Join(g.Scopes, " ")}, nil
