@@ -32,7 +32,6 @@ type Trail struct {
 	checkpointInterval time.Duration
 	retention          time.Duration
 
-	wake      chan struct{}
 	sinkWake  []chan struct{}
 	committed atomic.Int64 // head seq after the last commit
 
@@ -77,7 +76,7 @@ func New(o Options) *Trail {
 		o.CheckpointInterval = 30 * time.Second
 	}
 	t := &Trail{q: o.Queue, st: o.Store, log: o.Logger, replica: o.Replica, key: o.Key, keyID: o.KeyID, sinks: o.Sinks,
-		checkpointEvery: o.CheckpointEvery, checkpointInterval: o.CheckpointInterval, retention: o.Retention, wake: make(chan struct{}, 1)}
+		checkpointEvery: o.CheckpointEvery, checkpointInterval: o.CheckpointInterval, retention: o.Retention}
 	for range o.Sinks {
 		t.sinkWake = append(t.sinkWake, make(chan struct{}, 1))
 	}
@@ -106,10 +105,6 @@ func (t *Trail) Log(r Record) error {
 	r.Seq, r.PrevHash, r.Hash = 0, "", ""
 	if err := t.q.Append(r); err != nil {
 		return err
-	}
-	select {
-	case t.wake <- struct{}{}:
-	default:
 	}
 	return nil
 }

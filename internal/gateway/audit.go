@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
-	"errors"
 	"time"
 
 	"gatehouse/internal/audit"
@@ -54,7 +52,9 @@ func (x *exchange) reply(msg []byte, errObj *jsonrpc.Error) {
 // abandon audits a request the client cancelled, then drops it.
 func (x *exchange) abandon() {
 	if x.g.audit != nil {
-		_ = x.g.audit.Log(x.record(nil, jsonrpc.NewError(jsonrpc.CodeInternalError, "cancelled by the client")))
+		if err := x.g.audit.Log(x.record(nil, jsonrpc.NewError(jsonrpc.CodeInternalError, "cancelled by the client"))); err != nil {
+			x.g.log.Error("audit: the record of a cancelled request could not be queued", "method", x.m.Method, "error", err)
+		}
 	}
 	x.r.Abandon()
 }
@@ -200,14 +200,3 @@ func resultSummary(msg []byte) *audit.ResultSummary {
 	}
 	return s
 }
-
-// errorOf returns the JSON-RPC error an error answers with.
-func errorOf(err error) *jsonrpc.Error {
-	var je *jsonrpc.Error
-	if errors.As(err, &je) {
-		return je
-	}
-	return jsonrpc.FromError(err)
-}
-
-var _ = json.Valid

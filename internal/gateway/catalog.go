@@ -84,7 +84,7 @@ func (e *entry) catalogFor(ctx context.Context, c *upstream.Client, method strin
 						if cl.annotations == nil {
 							cl.annotations = map[string]policy.Annotations{}
 						}
-						cl.annotations[k] = annotationsOf(item)
+						cl.annotations[k] = policy.AnnotationsOf(item)
 						if ph := paramHeadersOf(item); len(ph) > 0 {
 							if cl.params == nil {
 								cl.params = map[string][]paramHeader{}

@@ -103,9 +103,6 @@ func (x *exchange) toolAnnotations(ctx context.Context, mb *member, up string) p
 	return cl.annotations[up]
 }
 
-// annotationsOf reads a tool list item's annotations.
-func annotationsOf(item []byte) policy.Annotations { return policy.AnnotationsOf(item) }
-
 // guard decides a tools/call, prompts/get or resources/* request before
 // it is forwarded. It returns the decision's labels and true when the
 // request may go on; otherwise it has answered the client.

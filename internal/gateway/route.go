@@ -74,7 +74,7 @@ func (x *exchange) fail(err error) {
 		x.abandon()
 		return
 	}
-	e := errorOf(err)
+	e := jsonrpc.FromError(err)
 	x.reply(jsonrpc.ErrorResponse(x.m.ID, e), e)
 }
 

@@ -3,7 +3,6 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path"
 	"slices"
 	"strings"
@@ -45,18 +44,6 @@ func loadConfig(tb testing.TB, text string) *config.Config {
 func mustPolicy(tb testing.TB, policy string) *Policy {
 	tb.Helper()
 	return compileText(tb, semBase+policy)
-}
-
-// knownBug reports a check that fails because of a bug described in the
-// test report. It skips, so that the suite stays green until the bug is
-// fixed; set POLICY_KNOWN_BUGS=1 to make these checks fail instead.
-func knownBug(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := "known bug: " + fmt.Sprintf(format, args...)
-	if os.Getenv("POLICY_KNOWN_BUGS") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 }
 
 // Callers. Each call returns a new Caller: a Caller caches its scope.

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -142,9 +141,6 @@ func TestLoadKeyring(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if runtime.GOOS == "windows" && strings.Contains(tt.name, "readable") {
-				t.Skip("no permission bits on Windows")
-			}
 			lk := lookup
 			if tt.lookup != nil {
 				lk = tt.lookup
