@@ -1,14 +1,18 @@
 package audit
 
 import (
+	"bytes"
+	"cmp"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
+	"gatehouse/internal/jsonrpc"
 	"gatehouse/internal/store"
 )
 
@@ -42,30 +46,122 @@ func Seal(r *Record, seq int64, prev string) ([]byte, error) {
 	return json.Marshal(r)
 }
 
-// row is the stored form of a record.
-func row(r Record) store.AuditRow {
-	tool := r.Target.Tool
-	if tool == "" {
-		tool = r.Target.Prompt
-	}
-	if tool == "" {
-		tool = r.Target.Resource
-	}
-	return store.AuditRow{ID: r.ID, Time: r.Time, Kind: r.Kind, Action: r.Action, ActorID: r.Actor.ID,
-		AgentName: r.Actor.AgentName, Team: r.Actor.Team, User: r.Actor.User, Server: r.Target.Server,
-		Tool: tool, Outcome: r.Outcome.Status}
+// queued is a record as the local queue holds it: its JSON (with seq 0
+// and no hashes, as Log wrote it) and the columns the store indexes.
+type queued struct {
+	data []byte
+	row  store.AuditRow
 }
 
-// sealRow is the store's seal callback: it decodes the queued record,
-// seals it at the row's sequence and stores the result.
-func sealRow(recs map[string]*Record) func(*store.AuditRow, string) error {
+// parseQueued reads the indexed columns of a queued record without
+// decoding all of it: the committer runs for every record, and decoding
+// and re-encoding each one cost more than the rest of the commit.
+func parseQueued(data []byte) (queued, error) {
+	q := queued{data: data}
+	r := &q.row
+	var target, prompt, resource string
+	str := func(v []byte) string { s, _ := jsonrpc.String(v); return s }
+	err := jsonrpc.Members(data, func(m jsonrpc.Member) bool {
+		v := data[m.Start:m.End]
+		switch string(m.Name) {
+		case "id":
+			r.ID = str(v)
+		case "time":
+			r.Time, _ = time.Parse(time.RFC3339Nano, str(v))
+		case "kind":
+			r.Kind = str(v)
+		case "action":
+			r.Action = str(v)
+		case "actor":
+			_ = jsonrpc.Members(v, func(a jsonrpc.Member) bool {
+				av := v[a.Start:a.End]
+				switch string(a.Name) {
+				case "id":
+					r.ActorID = str(av)
+				case "agent":
+					r.AgentName = str(av)
+				case "team":
+					r.Team = str(av)
+				case "user":
+					r.User = str(av)
+				}
+				return true
+			})
+		case "target":
+			_ = jsonrpc.Members(v, func(a jsonrpc.Member) bool {
+				av := v[a.Start:a.End]
+				switch string(a.Name) {
+				case "server":
+					r.Server = str(av)
+				case "tool":
+					target = str(av)
+				case "prompt":
+					prompt = str(av)
+				case "resource":
+					resource = str(av)
+				}
+				return true
+			})
+		case "outcome":
+			if st, ok := jsonrpc.Get(v, "status"); ok {
+				r.Outcome = str(st)
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return q, fmt.Errorf("queued audit record: %w", err)
+	}
+	if r.ID == "" || r.Time.IsZero() {
+		return q, fmt.Errorf("queued audit record: no id or time")
+	}
+	r.Tool = cmp.Or(target, prompt, resource)
+	return q, nil
+}
+
+// seqZero is how a queued record's sequence number reads: Log writes
+// records with seq 0, right after the id (the order of Record's fields).
+const seqZero = `,"seq":0,"time":`
+
+// sealQueued seals a queued record at seq after prev and returns its
+// stored form and hash: the same bytes Seal produces from the decoded
+// record (a test holds the two together), made by splicing the sequence
+// number in and appending the hashes instead of decoding and re-encoding.
+func sealQueued(data []byte, seq int64, prev string) ([]byte, string, error) {
+	i := bytes.Index(data, []byte(seqZero))
+	if i < 0 || !bytes.HasPrefix(data, []byte(`{"id":"`)) || data[len(data)-1] != '}' ||
+		bytes.Contains(data, []byte(`"prev_hash":`)) || bytes.Contains(data, []byte(`"hash":`)) {
+		// Not as Log writes records: take the long way.
+		var r Record
+		if err := json.Unmarshal(data, &r); err != nil {
+			return nil, "", fmt.Errorf("decoding queued audit record: %w", err)
+		}
+		stored, err := Seal(&r, seq, prev)
+		return stored, r.Hash, err
+	}
+	canon := make([]byte, 0, len(data)+len(prev)+120)
+	canon = append(canon, data[:i]...)
+	canon = append(canon, `,"seq":`...)
+	canon = strconv.AppendInt(canon, seq, 10)
+	canon = append(canon, data[i+len(`,"seq":0`):]...)
+	hash := chainHash(prev, canon)
+	stored := canon[:len(canon)-1]
+	if prev != "" {
+		stored = append(append(append(stored, `,"prev_hash":"`...), prev...), '"')
+	}
+	stored = append(append(append(stored, `,"hash":"`...), hash...), `"}`...)
+	return stored, hash, nil
+}
+
+// sealRow is the store's seal callback: it seals the queued record at the
+// row's sequence and stores the result.
+func sealRow(recs map[string][]byte) func(*store.AuditRow, string) error {
 	return func(rw *store.AuditRow, prev string) error {
-		r := recs[rw.ID]
-		data, err := Seal(r, rw.Seq, prev)
+		data, hash, err := sealQueued(recs[rw.ID], rw.Seq, prev)
 		if err != nil {
 			return err
 		}
-		rw.Data, rw.PrevHash, rw.Hash = data, r.PrevHash, r.Hash
+		rw.Data, rw.PrevHash, rw.Hash = data, prev, hash
 		return nil
 	}
 }

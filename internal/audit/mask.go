@@ -57,9 +57,14 @@ func NewMasker(extraFields []string) *Masker {
 	return m
 }
 
+var fieldSeparators = strings.NewReplacer("-", "", "_", "", ".", "")
+
 func normField(s string) string {
-	return strings.NewReplacer("-", "", "_", "", ".", "").Replace(strings.ToLower(s))
+	return fieldSeparators.Replace(strings.ToLower(s))
 }
+
+// Sensitive reports whether values of the field name are always masked.
+func (m *Masker) Sensitive(name string) bool { return m.fields[normField(name)] }
 
 // Apply returns v as mode says (and the mode applied). Invalid JSON is
 // treated as one string.

@@ -56,6 +56,10 @@ type Record struct {
 	Result  *ResultSummary  `json:"result,omitempty"`
 	Masking string          `json:"masking,omitempty"` // full, masked, hashed, omitted
 
+	// Inspection is what the detectors found in the arguments and result
+	// (never the text found) and the action taken.
+	Inspection *Inspection `json:"inspection,omitempty"`
+
 	// Latency: the whole request at the gateway, and the upstream's part.
 	DurationMS float64 `json:"duration_ms,omitempty"`
 	UpstreamMS float64 `json:"upstream_ms,omitempty"`
@@ -121,6 +125,35 @@ type Context struct {
 	// a conversation (kept as sent, bounded).
 	Conversation json.RawMessage `json:"conversation,omitempty"`
 	Protocol     string          `json:"protocol,omitempty"` // MCP revision
+	// Direction of a notification or relayed request: "client_to_server"
+	// or "server_to_client" (requests from clients, the common case, leave
+	// it empty).
+	Direction string `json:"direction,omitempty"`
+}
+
+// Directions of a message.
+const (
+	ClientToServer = "client_to_server"
+	ServerToClient = "server_to_client"
+)
+
+// Inspection summarises what inspection found in one exchange.
+type Inspection struct {
+	// Action is the strongest action taken: flag, alert, redact or block.
+	Action string `json:"action"`
+	// Review marks records an operator should look at (flag, alert).
+	Review   bool      `json:"review,omitempty"`
+	Findings []Finding `json:"findings"`
+}
+
+// Finding is one detector finding, without the text found.
+type Finding struct {
+	Category   string `json:"category"` // secret, pii, injection
+	Type       string `json:"type"`
+	Confidence string `json:"confidence"`
+	Direction  string `json:"direction"` // request, response
+	Path       string `json:"path,omitempty"`
+	Action     string `json:"action"`
 }
 
 // ResultSummary describes a result without keeping it.

@@ -181,7 +181,7 @@ func (t *Trail) Purge(ctx context.Context, now time.Time) (int64, error) {
 }
 
 // commitBatch bounds the records appended in one transaction.
-const commitBatch = 500
+const commitBatch = 2000
 
 func (t *Trail) commitLoop(ctx context.Context) {
 	pos, err := t.q.position()
@@ -245,14 +245,14 @@ func (t *Trail) commitLoop(ctx context.Context) {
 }
 
 // commitInterval is how often queued records are committed.
-const commitInterval = 100 * time.Millisecond
+const commitInterval = 200 * time.Millisecond
 
-func (t *Trail) commit(ctx context.Context, recs []Record) error {
-	byID := make(map[string]*Record, len(recs))
+func (t *Trail) commit(ctx context.Context, recs []queued) error {
+	byID := make(map[string][]byte, len(recs))
 	rows := make([]store.AuditRow, 0, len(recs))
-	for i := range recs {
-		byID[recs[i].ID] = &recs[i]
-		rows = append(rows, row(recs[i]))
+	for _, q := range recs {
+		byID[q.row.ID] = q.data
+		rows = append(rows, q.row)
 	}
 	appended, err := t.st.AppendAudit(ctx, rows, sealRow(byID))
 	if err != nil {

@@ -362,3 +362,51 @@ func TestRetentionKeepsVerifiable(t *testing.T) {
 		t.Fatalf("head %d after retention", head)
 	}
 }
+
+// TestSealQueuedMatchesSeal holds the committer's splice to the decoded
+// path: the bytes and hash must be the same, or verify would fail.
+func TestSealQueuedMatchesSeal(t *testing.T) {
+	recs := []Record{
+		sample(1),
+		gatewayRecord(),
+		{ID: "aud_X", Time: time.Unix(0, 0).UTC(), Kind: KindAdmin, Action: "agent.created",
+			Actor: Actor{Kind: "admin", ID: `admin:"quoted" <b>&amp;`}, Target: Target{Object: "agent é ☃ \u2028"},
+			Outcome: Outcome{Status: OutcomeAllowed}},
+		{ID: "aud_Y", Time: time.Date(2026, 11, 26, 1, 2, 3, 4000000, time.UTC), Kind: KindMCPRequest, Action: "tools/call",
+			Args:    json.RawMessage(`{ "hash": "x", "prev_hash" : 1, "seq":0,"time":2 }`),
+			Context: Context{Conversation: json.RawMessage(`{"seq":0,"time":"x"}`)}, DurationMS: 1e-7, UpstreamMS: 123456.789},
+	}
+	for i, r := range recs {
+		if r.ID == "" {
+			r.ID = NewID(time.Now())
+		}
+		r.Time = r.Time.UTC().Truncate(time.Millisecond)
+		if r.Time.IsZero() {
+			r.Time = time.Now().UTC().Truncate(time.Millisecond)
+		}
+		data, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := parseQueued(data)
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if q.row.ID != r.ID || !q.row.Time.Equal(r.Time) || q.row.Kind != r.Kind || q.row.Team != r.Actor.Team {
+			t.Errorf("record %d: columns %+v", i, q.row)
+		}
+		for _, prev := range []string{"", strings.Repeat("ab", 32)} {
+			got, hash, err := sealQueued(data, int64(1000+i), prev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := Seal(&r, int64(1000+i), prev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) || hash != r.Hash {
+				t.Errorf("record %d prev %q:\n got %s\nwant %s", i, prev, got, want)
+			}
+		}
+	}
+}

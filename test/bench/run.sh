@@ -19,6 +19,7 @@
 # from /proc. Prints every run and the median of each series.
 #
 #   test/bench/run.sh [ROUNDS] [DURATION]        (defaults: 5 rounds of 5s)
+#   TARGETS="auth audit" test/bench/run.sh ...   (only those series)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
@@ -209,12 +210,9 @@ PY
 for r in $(seq "$rounds"); do
 	echo "--- round $r"
 	for c in 1 16; do
-		run direct "$c"
-		run gateway "$c"
-		run auth "$c"
-		run policy "$c"
-		run audit "$c"
-		run proxy "$c"
+		for t in ${TARGETS:-direct gateway auth policy audit proxy}; do
+			run "$t" "$c"
+		done
 	done
 done
 
@@ -224,11 +222,14 @@ python3 - "$results" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 def med(t, c, i):
-    return statistics.median(float(r[i]) for r in rows if r[0] == t and r[1] == c)
+    v = [float(r[i]) for r in rows if r[0] == t and r[1] == c]
+    return statistics.median(v) if v else float("nan")
 print("| concurrency | path | requests/s | p50 ms | p90 ms | p99 ms | CPU µs/call | errors |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for c in ("1", "16"):
     for t in ("direct", "gateway", "auth", "policy", "audit", "proxy"):
+        if not any(r[0] == t for r in rows):
+            continue
         errs = sum(int(r[7]) for r in rows if r[0] == t and r[1] == c)
         print(f"| {c} | {t} | {med(t,c,2):.0f} | {med(t,c,3):.3f} | {med(t,c,4):.3f} | {med(t,c,5):.3f} | {med(t,c,6):.1f} | {errs} |")
 for c in ("1", "16"):

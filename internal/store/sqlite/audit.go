@@ -79,11 +79,12 @@ func (s *Store) AppendAudit(ctx context.Context, rows []store.AuditRow, seal fun
 	if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&head, &hash); err != nil {
 		return nil, wrap(err, what+": reading the head")
 	}
-	exists, err := tx.PrepareContext(ctx, `SELECT 1 FROM audit_records WHERE id = ?`)
+	// Records stored before (a retry) are skipped: one lookup for the
+	// batch, not one per record.
+	stored, err := storedAuditIDs(ctx, tx, rows)
 	if err != nil {
 		return nil, wrap(err, what)
 	}
-	defer exists.Close()
 	insert, err := tx.PrepareContext(ctx, `INSERT INTO audit_records
 		(`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
@@ -94,17 +95,10 @@ func (s *Store) AppendAudit(ctx context.Context, rows []store.AuditRow, seal fun
 	out := make([]store.AuditRow, 0, len(rows))
 	batch := make(map[string]bool, len(rows))
 	for _, r := range rows {
-		if batch[r.ID] {
-			continue // earlier in this batch
+		if batch[r.ID] || stored[r.ID] {
+			continue // earlier in this batch, or stored before
 		}
 		batch[r.ID] = true
-		var one int
-		switch err := exists.QueryRowContext(ctx, r.ID).Scan(&one); {
-		case err == nil:
-			continue // stored before: a retry
-		case !errors.Is(err, sql.ErrNoRows):
-			return nil, wrap(err, fmt.Sprintf("%s: looking up %q", what, r.ID))
-		}
 		if err := sealAudit(&r, head+1, hash, seal); err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
@@ -132,6 +126,39 @@ func (s *Store) AppendAudit(ctx context.Context, rows []store.AuditRow, seal fun
 		return nil, wrap(err, what)
 	}
 	return out, nil
+}
+
+// storedAuditIDs returns which of rows' IDs are stored already.
+func storedAuditIDs(ctx context.Context, tx *sql.Tx, rows []store.AuditRow) (map[string]bool, error) {
+	stored := map[string]bool{}
+	const chunk = 500 // well under SQLite's limit on parameters
+	for from := 0; from < len(rows); from += chunk {
+		part := rows[from:min(from+chunk, len(rows))]
+		args := make([]any, len(part))
+		for i, r := range part {
+			args[i] = r.ID
+		}
+		q := `SELECT id FROM audit_records WHERE id IN (?` + strings.Repeat(", ?", len(part)-1) + `)`
+		res, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("looking up stored records: %w", err)
+		}
+		for res.Next() {
+			var id string
+			if err := res.Scan(&id); err != nil {
+				res.Close()
+				return nil, fmt.Errorf("looking up stored records: %w", err)
+			}
+			stored[id] = true
+		}
+		if err := res.Close(); err != nil {
+			return nil, err
+		}
+		if err := res.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return stored, nil
 }
 
 // sealAudit gives r its place in the chain (Seq, PrevHash, and its Time
@@ -195,6 +222,12 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 	return out, wrap(rows.Err(), what)
 }
 
+// partialIndexed are the columns indexed only where they differ from
+// their common value (migration 0004), with that value.
+var partialIndexed = map[string]string{
+	"user_name": "", "kind": "mcp.request", "action": "tools/call", "outcome": "allowed",
+}
+
 // auditQuery is ListAudit's query for f and its arguments.
 func auditQuery(f store.AuditFilter) (string, []any) {
 	var where []string
@@ -205,6 +238,11 @@ func auditQuery(f store.AuditFilter) (string, []any) {
 	} {
 		if eq.v != "" {
 			where, args = append(where, eq.col+" = ?"), append(args, eq.v)
+			// The term that admits the column's partial index (see
+			// migration 0004) when the value is not the common one.
+			if common, ok := partialIndexed[eq.col]; ok && eq.v != common {
+				where = append(where, eq.col+" <> '"+common+"'")
+			}
 		}
 	}
 	// Stored times are whole milliseconds: time >= t holds from t rounded
