@@ -62,6 +62,9 @@ type Bundle struct {
 	// later releases fill in; they are kept, not interpreted, today.
 	Limits map[string]any `yaml:"limits"`
 	Audit  map[string]any `yaml:"audit"`
+	// Inspect are inspection action rules tried before inspect.actions for
+	// calls this bundle allowed.
+	Inspect []*InspectAction `yaml:"inspect"`
 }
 
 // Members of a bundle.

@@ -62,6 +62,9 @@ type Config struct {
 	// Audit configures the audit trail (docs/audit.md).
 	Audit Audit `yaml:"audit"`
 
+	// Inspect configures threat detection and DLP (docs/detection.md).
+	Inspect Inspect `yaml:"inspect"`
+
 	// loc locates paths in the file this configuration was loaded from,
 	// for problems found after loading (see ProblemAt).
 	loc *loader

@@ -219,6 +219,7 @@ func (l *loader) validate(c *Config) {
 	l.validateIdentity(c)
 	l.validatePolicy(c)
 	l.validateAudit(c)
+	l.validateInspect(c)
 	if len(c.Servers) == 0 {
 		l.addAt("servers", "no virtual servers: declare at least one under servers:")
 	}
