@@ -40,7 +40,7 @@ func Main(args []string) int {
 		newVaultCmd(),
 		newKeysCmd(),
 		newGrantCmd(), newApprovalsCmd(), newExplainCmd(), newPolicyCmd(),
-		newAuditCmd(),
+		newAuditCmd(), newInspectCmd(),
 	)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {

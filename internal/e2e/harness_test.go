@@ -144,9 +144,17 @@ type harness struct {
 // startGateway runs a gateway for the configuration (after render).
 func startGateway(t *testing.T, yaml string) *harness {
 	t.Helper()
+	return startGatewayWith(t, yaml, gateway.Options{})
+}
+
+// startGatewayWith is startGateway with options (the logger is the
+// harness's).
+func startGatewayWith(t *testing.T, yaml string, opts gateway.Options) *harness {
+	t.Helper()
 	lb := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gw, err := gateway.New(loadConfig(t, yaml), gateway.Options{Logger: log})
+	opts.Logger = log
+	gw, err := gateway.New(loadConfig(t, yaml), opts)
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}

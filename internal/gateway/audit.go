@@ -5,6 +5,7 @@ import (
 
 	"gatehouse/internal/audit"
 	"gatehouse/internal/identity"
+	"gatehouse/internal/inspect"
 	"gatehouse/internal/jsonrpc"
 	"gatehouse/internal/policy"
 )
@@ -25,6 +26,10 @@ type auditState struct {
 	upTime    time.Duration // time spent waiting for upstreams
 	decision  *policy.Decision
 	approval  string
+	// What inspection found, and the strongest action taken.
+	findings      []audit.Finding
+	inspectAction inspect.Action
+	argsClean     bool // the arguments were inspected and had no findings
 }
 
 // errAuditUnavailable refuses work when records cannot be kept.
@@ -126,11 +131,21 @@ func (x *exchange) record(msg []byte, e *jsonrpc.Error) audit.Record {
 			if a.decision != nil && x.vs.policy != nil {
 				mode = x.vs.policy.AuditMode(a.decision.Bundle)
 			}
-			r.Args, r.Masking = x.g.masker.Apply(args, mode)
+			if in := x.g.snap.Load().inspect; mode == audit.MaskMasked && in != nil && in.engine != nil {
+				// The inspection detectors mask: a second scan only when the
+				// arguments had findings (redacted ones were replaced already).
+				r.Args, r.Masking = in.engine.Mask(args, x.g.masker.Sensitive, !a.argsClean), audit.MaskMasked
+			} else {
+				r.Args, r.Masking = x.g.masker.Apply(args, mode)
+			}
 		}
 	}
 	if msg != nil && e == nil {
 		r.Result = resultSummary(msg)
+	}
+	if len(a.findings) > 0 {
+		r.Inspection = &audit.Inspection{Action: a.inspectAction.String(), Findings: a.findings,
+			Review: a.inspectAction == inspect.ActionFlag || a.inspectAction == inspect.ActionAlert}
 	}
 	return r
 }
@@ -146,14 +161,22 @@ func (x *exchange) protocol() string {
 }
 
 func (x *exchange) actor(a *audit.Actor) {
-	p := x.audit.principal
 	if x.s != nil {
-		p = x.s.principal
-		a.ClientName, a.ClientVersion = x.s.clientName, x.s.clientVersion
-		a.Source = x.s.source
-	} else {
-		a.Source = x.audit.source
+		x.s.actor(a)
+		return
 	}
+	a.Source = x.audit.source
+	principalActor(x.audit.principal, a)
+}
+
+// actor fills a with the session's caller.
+func (s *Session) actor(a *audit.Actor) {
+	a.ClientName, a.ClientVersion = s.clientName, s.clientVersion
+	a.Source = s.source
+	principalActor(s.principal, a)
+}
+
+func principalActor(p *identity.Principal, a *audit.Actor) {
 	if p == nil {
 		a.Kind = "anonymous"
 		return
@@ -199,4 +222,73 @@ func resultSummary(msg []byte) *audit.ResultSummary {
 		}
 	}
 	return s
+}
+
+// auditMessage records a notification, or a server→client request with
+// the client's answer, of this session. A record that cannot be queued is
+// logged: the message itself was already relayed (a notification has no
+// answer to refuse), and when the queue is full new calls are refused.
+func (s *Session) auditMessage(r audit.Record) {
+	if s.g.audit == nil {
+		return
+	}
+	s.actor(&r.Actor)
+	r.Target.Server = s.vsName
+	r.Context.SessionID, r.Context.Protocol = s.id, s.version
+	if r.Outcome.Status == "" {
+		r.Outcome.Status = audit.OutcomeAllowed
+	}
+	if err := s.g.audit.Log(r); err != nil {
+		s.log.Error("audit: the record of a message could not be queued", "method", r.Action, "error", err)
+	}
+}
+
+// auditNotification records a notification relayed (or, with reason,
+// not delivered) in direction dir; upstream is the member it came from or
+// went to ("" when it concerned the gateway only).
+func (s *Session) auditNotification(dir, upstream string, m *jsonrpc.Message, reason string) {
+	if s.g.audit == nil {
+		return
+	}
+	r := audit.Record{Kind: audit.KindMCPNotification, Action: m.Method,
+		Target:  audit.Target{Upstream: upstream, Method: m.Method},
+		Context: audit.Context{Direction: dir}, Outcome: audit.Outcome{Reason: reason}}
+	if dir == audit.ClientToServer {
+		r.BytesIn = int64(len(m.Raw))
+	} else {
+		r.BytesOut = int64(len(m.Raw))
+	}
+	if reqID, ok := jsonrpc.Get(m.Params, "requestId"); ok {
+		r.Context.RequestID = string(reqID)
+	}
+	s.auditMessage(r)
+}
+
+// auditServerRequest records a server→client request once it ended: with
+// the client's answer (resp), or refused by the gateway (refusal).
+func (s *Session) auditServerRequest(p *s2cRequest, resp *jsonrpc.Message, refusal *jsonrpc.Error) {
+	if s.g.audit == nil {
+		return
+	}
+	r := audit.Record{Kind: audit.KindMCPServerRequest, Action: p.method, Time: p.start,
+		Target:   audit.Target{Upstream: p.entry.name, Method: p.method},
+		Context:  audit.Context{Direction: audit.ServerToClient, RequestID: string(p.upID)},
+		BytesOut: int64(p.size)}
+	if !p.start.IsZero() {
+		r.DurationMS = float64(time.Since(p.start).Microseconds()) / 1000
+	}
+	e := refusal
+	if resp != nil {
+		r.BytesIn = int64(len(resp.Raw))
+		if resp.Kind == jsonrpc.KindError {
+			e = jsonrpc.ParseErrorObject(resp.Error)
+		}
+	}
+	if e != nil {
+		r.Outcome.Status, r.Outcome.ErrorCode, r.Outcome.Error = audit.OutcomeError, e.Code, e.Message
+		if refusal != nil {
+			r.Outcome.Status, r.Outcome.Reason = audit.OutcomeDenied, refusal.Message
+		}
+	}
+	s.auditMessage(r)
 }

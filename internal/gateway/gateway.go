@@ -139,7 +139,16 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		return errors.New("gateway closed")
 	}
 	old := g.snap.Load()
-	s := &snapshot{cfg: cfg, policy: pol, servers: map[string]*VirtualServer{}, entries: map[string]*entry{}}
+	var prevInspect *inspection
+	if old != nil {
+		prevInspect = old.inspect
+	}
+	insp, err := compileInspection(cfg, prevInspect)
+	if err != nil {
+		g.mu.Unlock()
+		return err
+	}
+	s := &snapshot{cfg: cfg, policy: pol, inspect: insp, servers: map[string]*VirtualServer{}, entries: map[string]*entry{}}
 	keep := map[string]*entry{}
 	for name, u := range cfg.Upstreams {
 		fp := fingerprint(name, u, cfg.Limits)
@@ -250,6 +259,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 type snapshot struct {
 	cfg     *config.Config
 	policy  *policy.Policy // nil: no policy section
+	inspect *inspection
 	servers map[string]*VirtualServer
 	entries map[string]*entry // by upstream name
 }

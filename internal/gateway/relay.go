@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"gatehouse/internal/audit"
 	"gatehouse/internal/jsonrpc"
 	"gatehouse/internal/upstream"
 )
@@ -40,12 +41,14 @@ func (s *Session) fromUpstream(e *entry, m *jsonrpc.Message, related *upstream.C
 			lv, _ := jsonrpc.Get(m.Params, "level")
 			level, _ := jsonrpc.String(lv)
 			if !e.accepts(s, level) {
-				return // below the level this session asked for
+				return // below the level this session asked for (not delivered, not audited)
 			}
 		}
+		s.auditNotification(audit.ServerToClient, e.name, m, "")
 		send(m.Raw)
 	case "notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed":
 		e.invalidateCatalog()
+		s.auditNotification(audit.ServerToClient, e.name, m, "")
 		_ = s.out.Send(m.Raw)
 	case "notifications/resources/updated":
 		uri, _ := jsonrpc.Get(m.Params, "uri")
@@ -54,6 +57,7 @@ func (s *Session) fromUpstream(e *entry, m *jsonrpc.Message, related *upstream.C
 		_, subscribed := s.subs[u]
 		s.mu.Unlock()
 		if subscribed || e.shared == false {
+			s.auditNotification(audit.ServerToClient, e.name, m, "")
 			send(m.Raw)
 		}
 	case "notifications/cancelled":
@@ -61,10 +65,12 @@ func (s *Session) fromUpstream(e *entry, m *jsonrpc.Message, related *upstream.C
 		reqID, _ := jsonrpc.Get(m.Params, "requestId")
 		if down := s.s2cByUpstream(e, reqID); down != nil {
 			if p, err := jsonrpc.Set(m.Params, "requestId", down); err == nil {
+				s.auditNotification(audit.ServerToClient, e.name, m, "")
 				send(jsonrpc.Notification(m.Method, p))
 			}
 		}
 	default:
+		s.auditNotification(audit.ServerToClient, e.name, m, "")
 		send(m.Raw)
 	}
 }
@@ -74,23 +80,28 @@ func (s *Session) fromUpstream(e *entry, m *jsonrpc.Message, related *upstream.C
 // the feature.
 func (s *Session) relayRequest(e *entry, m *jsonrpc.Message, send func([]byte)) {
 	c := s.linkClient(e)
+	p := &s2cRequest{entry: e, client: c, upID: append([]byte(nil), m.ID...), method: m.Method, start: time.Now(), size: len(m.Raw)}
 	if m.Method == "ping" {
 		e.reply(c, jsonrpc.ResultResponse(m.ID, []byte(`{}`)))
+		s.auditServerRequest(p, nil, nil)
 		return
 	}
+	refuse := func(err *jsonrpc.Error) {
+		e.reply(c, jsonrpc.ErrorResponse(m.ID, err))
+		s.auditServerRequest(p, nil, err)
+	}
 	if missing := s.missingCapability(m); missing != "" {
-		e.reply(c, jsonrpc.ErrorResponse(m.ID, jsonrpc.NewError(jsonrpc.CodeMethodNotFound,
-			"gatehouse: the client did not declare the "+missing+" capability")))
+		refuse(jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gatehouse: the client did not declare the "+missing+" capability"))
 		return
 	}
 	id := s.nextS2CID()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		e.reply(c, jsonrpc.ErrorResponse(m.ID, jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse: client session ended")))
+		refuse(jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse: client session ended"))
 		return
 	}
-	s.s2c[string(id)] = &s2cRequest{entry: e, client: c, upID: append([]byte(nil), m.ID...)}
+	s.s2c[string(id)] = p
 	s.mu.Unlock()
 	send(m.WithID(id))
 }
@@ -159,6 +170,7 @@ func (s *Session) Respond(ctx context.Context, m *jsonrpc.Message) {
 	if p.local {
 		return // the client saw the notice of a held call
 	}
+	s.auditServerRequest(p, m, nil)
 	if err := p.client.Reply(ctx, jsonrpc.Rewrite(m, p.upID, nil)); err != nil {
 		s.log.Warn("relaying a response to the upstream", "upstream", p.entry.name, "error", err)
 	}
@@ -166,6 +178,7 @@ func (s *Session) Respond(ctx context.Context, m *jsonrpc.Message) {
 
 // Notify handles a notification from the client.
 func (s *Session) Notify(ctx context.Context, m *jsonrpc.Message) {
+	s.auditNotification(audit.ClientToServer, "", m, "")
 	switch m.Method {
 	case "notifications/initialized":
 		return // the gateway initialized its upstream sessions itself

@@ -267,7 +267,7 @@ func (x *exchange) forward(ctx context.Context, mb *member, params []byte, name 
 		x.fail(err)
 		return
 	}
-	x.relay(resp)
+	x.relayInspected(resp)
 }
 
 // relay passes an upstream response to the client under the client's id.
@@ -330,17 +330,46 @@ func (x *exchange) byName(ctx context.Context, tool bool) {
 		}
 		params = p
 	}
-	if !tool || x.vs.policy == nil {
-		x.forward(ctx, mb, params, up)
-		return
+	noted := tool && x.vs.policy != nil // the session's history, for workflows
+	if tool {
+		var blocked *jsonrpc.Error
+		if params, blocked = x.inspectArgs(params); blocked != nil {
+			if noted {
+				x.noteCall(nil, false)
+			}
+			x.fail(blocked)
+			return
+		}
 	}
 	resp, err := x.call(ctx, mb, params, up)
 	if err != nil {
-		x.noteCall(nil, false)
+		if noted {
+			x.noteCall(nil, false)
+		}
 		x.fail(err)
 		return
 	}
-	x.noteCall(labels, resp.Kind == jsonrpc.KindResult)
+	if noted {
+		x.noteCall(labels, resp.Kind == jsonrpc.KindResult)
+	}
+	x.relayInspected(resp)
+}
+
+// relayInspected relays an upstream response, after inspecting the
+// result of the methods that return content (tool results, prompt
+// messages, resource contents).
+func (x *exchange) relayInspected(resp *jsonrpc.Message) {
+	switch x.m.Method {
+	case "tools/call", "prompts/get", "resources/read":
+	default:
+		x.relay(resp)
+		return
+	}
+	resp, blocked := x.inspectResponse(resp)
+	if blocked != nil {
+		x.fail(blocked)
+		return
+	}
 	x.relay(resp)
 }
 
@@ -454,7 +483,7 @@ func (x *exchange) byURI(ctx context.Context) {
 			continue
 		}
 		if resp.Kind == jsonrpc.KindResult {
-			x.relay(resp)
+			x.relayInspected(resp)
 			return
 		}
 		last = resp

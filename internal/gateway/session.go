@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"time"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -83,6 +85,10 @@ type s2cRequest struct {
 	// local: the gateway's own request (a notice of a held call); the
 	// answer is not relayed anywhere.
 	local bool
+	// For the audit record: the method, when it was relayed, its size.
+	method string
+	start  time.Time
+	size   int
 }
 
 func callTag(c *upstream.Call) (*inflight, bool) {

@@ -56,7 +56,14 @@ servers:
         prefix: ""
 identity: {auth: "off"}
 admin: {disabled: true}
+inspect: {disabled: true}
 YAML
+# The inspecting gateway: the same with the detectors on (their defaults).
+insp_addr=127.0.0.1:19206
+sed -e "/^inspect:/d" "$tmp/bench.yaml" >"$tmp/inspect.yaml"
+"$gh" serve --config "$tmp/inspect.yaml" --listen "$insp_addr" >"$tmp/inspect.log" 2>&1 &
+insp_pid=$!
+pids+=("$insp_pid")
 "$gh" serve --config "$tmp/bench.yaml" --listen "$gw_addr" >"$tmp/gw.log" 2>&1 &
 gw_pid=$!
 pids+=("$gw_pid")
@@ -86,6 +93,7 @@ identity:
   bootstrap_user: ""
   teams: [{name: bench, servers: [echo]}]
 audit: {disabled: true}
+inspect: {disabled: true}
 YAML
 # The audited gateway: the same, with its own store and the audit trail on.
 sed -e "s|auth-data|audit-data|" -e "s|http://$auth_addr|http://$aud_addr|" -e "/^audit:/d" "$tmp/auth.yaml" >"$tmp/audit.yaml"
@@ -123,6 +131,7 @@ print("  agents:")
 for a in range(500):
     print(f"    - {{name: agent{a}, team: {teams[a % 10]}, owner: o@example.com, attributes: {{queues: [billing, general]}}}}")
 print("""audit: {disabled: true}
+inspect: {disabled: true}
 policy:
   tools:
     - {upstream: echo, tools: ["echo"], labels: [internal]}
@@ -152,7 +161,7 @@ pids+=("$pol_pid")
 "$gh" serve --config "$tmp/audit.yaml" --listen "$aud_addr" >"$tmp/audit.log" 2>&1 &
 aud_pid=$!
 pids+=("$aud_pid")
-for addr in "$gw_addr" "$auth_addr" "$pol_addr" "$aud_addr"; do
+for addr in "$gw_addr" "$auth_addr" "$pol_addr" "$aud_addr" "$insp_addr"; do
 	for _ in $(seq 100); do
 		curl -fs "http://$addr/healthz" >/dev/null 2>&1 && break
 		sleep 0.1
@@ -182,6 +191,7 @@ ptoken=$(curl -fs -u "$client_id:$client_secret" -d grant_type=client_credential
 	-d resource="http://$pol_addr/mcp/echo" "http://$pol_addr/oauth/token" |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
+kb_args=$(python3 -c 'import json; t="Invoice INV-2026-0042 for ACME Corp is open; amount 1250.00 EUR, due in 30 days. "; print(json.dumps({"message": (t*20)[:1024]}))')
 results="$tmp/results.tsv"
 : >"$results"
 run() { # target concurrency
@@ -193,12 +203,18 @@ run() { # target concurrency
 	auth) url="http://$auth_addr/mcp/echo" pid=$auth_pid ;;
 	policy) url="http://$pol_addr/mcp/echo" pid=$pol_pid ;;
 	audit) url="http://$aud_addr/mcp/echo" pid=$aud_pid ;;
+	gw1k) url="http://$gw_addr/mcp/echo" pid=$gw_pid ;;
+	inspect) url="http://$insp_addr/mcp/echo" pid=$insp_pid ;;
 	esac
+	# The inspection series send a 1 KB message (echoed back: 1 KB of
+	# arguments and 1 KB of result to scan).
+	local args=()
+	case $target in gw1k | inspect) args=(--args "$kb_args") ;; esac
 	local hdr=()
 	[ "$target" = auth ] && hdr=(--header "Authorization: Bearer $token")
 	[ "$target" = policy ] && hdr=(--header "Authorization: Bearer $ptoken")
 	[ "$target" = audit ] && hdr=(--header "Authorization: Bearer $atoken")
-	"$gh" bench --url "$url" -c "$c" -d "$duration" --warmup 1s --pid "$pid" --json "${hdr[@]}" 2>/dev/null >"$tmp/one.json"
+	"$gh" bench --url "$url" -c "$c" -d "$duration" --warmup 1s --pid "$pid" --json "${hdr[@]}" "${args[@]}" 2>/dev/null >"$tmp/one.json"
 	python3 - "$target" "$c" "$tmp/one.json" >>"$results" <<'PY'
 import json, sys
 t, c, f = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -210,7 +226,7 @@ PY
 for r in $(seq "$rounds"); do
 	echo "--- round $r"
 	for c in 1 16; do
-		for t in ${TARGETS:-direct gateway auth policy audit proxy}; do
+		for t in ${TARGETS:-direct gateway auth policy audit gw1k inspect proxy}; do
 			run "$t" "$c"
 		done
 	done
@@ -227,7 +243,7 @@ def med(t, c, i):
 print("| concurrency | path | requests/s | p50 ms | p90 ms | p99 ms | CPU µs/call | errors |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for c in ("1", "16"):
-    for t in ("direct", "gateway", "auth", "policy", "audit", "proxy"):
+    for t in ("direct", "gateway", "auth", "policy", "audit", "gw1k", "inspect", "proxy"):
         if not any(r[0] == t for r in rows):
             continue
         errs = sum(int(r[7]) for r in rows if r[0] == t and r[1] == c)
@@ -241,6 +257,9 @@ for c in ("1", "16"):
 for c in ("1", "16"):
     print(f"concurrency {c}: audit adds {med('audit',c,6)-med('auth',c,6):+.1f} µs CPU per call "
           f"({med('audit',c,6):.1f} vs {med('auth',c,6):.1f}) and p50 {med('audit',c,3)-med('auth',c,3):+.3f} ms")
+for c in ("1", "16"):
+    print(f"concurrency {c}: inspection adds {med('inspect',c,6)-med('gw1k',c,6):+.1f} µs CPU per 1 KB call "
+          f"({med('inspect',c,6):.1f} vs {med('gw1k',c,6):.1f}) and p50 {med('inspect',c,3)-med('gw1k',c,3):+.3f} ms")
 for c in ("1", "16"):
     print(f"concurrency {c}: gateway adds p50 {med('gateway',c,3)-med('direct',c,3):+.3f} ms; "
           f"gateway CPU per call {med('gateway',c,6):.1f} µs = {med('gateway',c,6)/med('proxy',c,6):.2f}x a plain reverse proxy's "
