@@ -191,7 +191,10 @@ type scratch struct {
 	text     []byte
 	strs     []jsonString
 	findings []Finding
-	depth    int
+	// During a walk: the payload and the sensitive-name test.
+	payload      []byte
+	sensitive    func(string) bool
+	anySensitive bool // some value is under a sensitive name
 }
 
 // jsonString is one string value of the payload: where its raw form is,
@@ -212,34 +215,20 @@ func (e *Engine) Inspect(payload []byte, dir Direction, rules Rules) Verdict {
 	}
 	s := e.bufs.Get().(*scratch)
 	defer e.bufs.Put(s)
-	s.text, s.strs, s.findings = s.text[:0], s.strs[:0], s.findings[:0]
-	if !collectStrings(payload, s, nil) {
-		s.text, s.strs = append(s.text[:0], payload...), s.strs[:0]
-		s.strs = append(s.strs, jsonString{rawStart: -1, textStart: 0, textEnd: len(payload)})
-	}
-	if len(s.text) == 0 {
-		return Verdict{}
-	}
-	text := unsafeString(s.text)
-	for _, d := range e.detectors {
-		s.findings = d.Scan(text, s.findings)
-	}
+	payload = s.load(payload, nil)
+	e.scan(s)
 	if len(s.findings) == 0 {
 		return Verdict{}
 	}
-	sortFindings(s.findings)
 	var v Verdict
 	redact := false
 	for _, f := range s.findings {
-		i := sort.Search(len(s.strs), func(i int) bool { return s.strs[i].textEnd > f.Start })
-		if i == len(s.strs) || f.Start < s.strs[i].textStart {
-			continue // on a separator
+		l, ok := s.locate(f)
+		if !ok {
+			continue
 		}
-		js := &s.strs[i]
-		l := Located{Finding: f, Action: rules.ActionFor(&f, dir), str: i}
-		l.Start -= js.textStart
-		l.End = min(f.End, js.textEnd) - js.textStart
-		l.Path = pathOf(payload, i)
+		l.Action = rules.ActionFor(&f, dir)
+		l.Path = pathOf(payload, l.str)
 		if l.Action > v.Action {
 			v.Action = l.Action
 		}
@@ -272,38 +261,58 @@ func (e *Engine) Mask(payload []byte, sensitive func(key string) bool, scan bool
 	}
 	s := e.bufs.Get().(*scratch)
 	defer e.bufs.Put(s)
-	s.text, s.strs, s.findings = s.text[:0], s.strs[:0], s.findings[:0]
-	if !collectStrings(payload, s, sensitive) {
-		b, _ := json.Marshal(string(payload))
-		return e.Mask(b, nil, true)
-	}
+	payload = s.load(payload, sensitive)
 	if scan {
-		text := unsafeString(s.text)
-		for _, d := range e.detectors {
-			s.findings = d.Scan(text, s.findings)
-		}
+		e.scan(s)
 	}
-	anySensitive := false
-	for i := range s.strs {
-		if s.strs[i].sensitive {
-			anySensitive = true
-		}
-	}
-	if len(s.findings) == 0 && !anySensitive {
+	if len(s.findings) == 0 && !s.anySensitive {
 		return payload
 	}
-	sortFindings(s.findings)
 	var located []Located
 	for _, f := range s.findings {
-		i := sort.Search(len(s.strs), func(i int) bool { return s.strs[i].textEnd > f.Start })
-		if i == len(s.strs) || f.Start < s.strs[i].textStart || s.strs[i].sensitive {
-			continue
+		if l, ok := s.locate(f); ok && !s.strs[l.str].sensitive {
+			located = append(located, l)
 		}
-		js := &s.strs[i]
-		located = append(located, Located{Finding: Finding{Category: f.Category, Type: f.Type, Confidence: f.Confidence,
-			Start: f.Start - js.textStart, End: min(f.End, js.textEnd) - js.textStart}, str: i})
 	}
 	return redactPayload(payload, s, located, func(*Located) bool { return true }, "masked")
+}
+
+// load resets s and collects the strings of payload, which it returns; a
+// payload that is not JSON is taken as one string (and returned quoted).
+func (s *scratch) load(payload []byte, sensitive func(string) bool) []byte {
+	s.text, s.strs, s.findings, s.anySensitive = s.text[:0], s.strs[:0], s.findings[:0], false
+	if !collectStrings(payload, s, sensitive) {
+		payload, _ = json.Marshal(string(payload))
+		s.text, s.strs, s.anySensitive = s.text[:0], s.strs[:0], false
+		collectStrings(payload, s, nil)
+	}
+	return payload
+}
+
+// scan runs the detectors over the collected text; findings end up sorted.
+func (e *Engine) scan(s *scratch) {
+	if len(s.text) == 0 {
+		return
+	}
+	text := unsafeString(s.text)
+	for _, d := range e.detectors {
+		s.findings = d.Scan(text, s.findings)
+	}
+	sortFindings(s.findings)
+}
+
+// locate places a finding of the joined text in its string: offsets
+// become relative to the string's decoded value. A finding that starts on
+// a separator belongs to no string.
+func (s *scratch) locate(f Finding) (Located, bool) {
+	i := sort.Search(len(s.strs), func(i int) bool { return s.strs[i].textEnd > f.Start })
+	if i == len(s.strs) || f.Start < s.strs[i].textStart {
+		return Located{}, false
+	}
+	js := &s.strs[i]
+	f.End = min(f.End, js.textEnd) - js.textStart
+	f.Start -= js.textStart
+	return Located{Finding: f, str: i}, true
 }
 
 // redactPayload rewrites the strings of payload that hold findings keep
@@ -345,15 +354,14 @@ func redactPayload(payload []byte, s *scratch, fs []Located, keep func(*Located)
 			b.WriteString(val[at:])
 			repl = b.String()
 		}
-		if js.rawStart < 0 { // the payload was not JSON: it was the string
-			return jsonrpc.Quote(repl)
-		}
 		out = append(out, payload[last:js.rawStart]...)
 		out = append(out, jsonrpc.Quote(repl)...)
 		last = js.rawEnd
 	}
 	return append(out, payload[last:]...)
 }
+
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 // pointer renders path parts as a JSON Pointer (RFC 6901).
 func pointer(parts []string) string {
@@ -363,7 +371,7 @@ func pointer(parts []string) string {
 	var b strings.Builder
 	for _, p := range parts {
 		b.WriteByte('/')
-		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(p))
+		b.WriteString(pointerEscaper.Replace(p))
 	}
 	return b.String()
 }
@@ -423,72 +431,52 @@ func memberName(m jsonrpc.Member) string {
 }
 
 // collectStrings appends the decoded string values of payload to s.text
-// (each followed by '\n') and their positions to s.strs. It reports false
-// when payload is not valid JSON. sensitive, when set, names the members
-// whose values are masked whole (numbers and booleans included).
+// (each followed by '\n') and their positions to s.strs, in one pass. It
+// reports false when payload is not valid JSON. sensitive, when set, names
+// the members whose values are masked whole (numbers and booleans
+// included).
 func collectStrings(payload []byte, s *scratch, sensitive func(string) bool) bool {
-	if !jsonrpc.Valid(payload) {
+	s.payload, s.sensitive = payload, sensitive
+	err := jsonrpc.WalkValues(payload, s)
+	s.payload, s.sensitive = nil, nil
+	return err == nil
+}
+
+// Mark implements jsonrpc.ValueVisitor: sensitive field names.
+func (s *scratch) Mark(name []byte, escaped bool) bool {
+	if s.sensitive == nil {
 		return false
 	}
-	return walk(payload, 0, s, false, sensitive)
+	n := string(name)
+	if escaped {
+		n, _ = jsonrpc.String([]byte(`"` + n + `"`))
+	}
+	return s.sensitive(n)
 }
 
-func walk(b []byte, base int, s *scratch, sens bool, sensitive func(string) bool) bool {
-	i, j := 0, len(b)
-	for i < j && isSpace(b[i]) {
-		i++
+// String implements jsonrpc.ValueVisitor: a string value joins the text.
+func (s *scratch) String(start, end int, escaped, marked bool) {
+	at := len(s.text)
+	if !escaped {
+		s.text = append(s.text, s.payload[start+1:end-1]...) // no escapes: as is
+	} else {
+		val, _ := jsonrpc.String(s.payload[start:end]) // validated by the walk
+		s.text = append(s.text, val...)
 	}
-	for j > i && isSpace(b[j-1]) {
-		j--
-	}
-	if i == j {
-		return true
-	}
-	v := b[i:j]
-	switch v[0] {
-	case '"':
-		start := len(s.text)
-		if bytes.IndexByte(v, '\\') < 0 {
-			s.text = append(s.text, v[1:len(v)-1]...) // no escapes: as is
-		} else {
-			val, ok := jsonrpc.String(v)
-			if !ok {
-				return false
-			}
-			s.text = append(s.text, val...)
-		}
-		s.strs = append(s.strs, jsonString{rawStart: base + i, rawEnd: base + j, textStart: start, textEnd: len(s.text), sensitive: sens})
-		s.text = append(s.text, '\n')
-		return true
-	case '{':
-		ok := true
-		_ = jsonrpc.Members(v, func(m jsonrpc.Member) bool {
-			sub := sens
-			if !sub && sensitive != nil {
-				sub = sensitive(memberName(m))
-			}
-			ok = walk(v[m.Start:m.End], base+i+m.Start, s, sub, sensitive)
-			return ok
-		})
-		return ok
-	case '[':
-		ok := true
-		_ = jsonrpc.Elements(v, func(a, z int) bool {
-			ok = walk(v[a:z], base+i+a, s, sens, sensitive)
-			return ok
-		})
-		return ok
-	}
-	if sens && string(v) != "null" { // a number or boolean under a sensitive name
-		start := len(s.text)
-		s.text = append(s.text, v...)
-		s.strs = append(s.strs, jsonString{rawStart: base + i, rawEnd: base + j, textStart: start, textEnd: len(s.text), sensitive: true})
-		s.text = append(s.text, '\n')
-	}
-	return true
+	s.strs = append(s.strs, jsonString{rawStart: start, rawEnd: end, textStart: at, textEnd: len(s.text), sensitive: marked})
+	s.text = append(s.text, '\n')
+	s.anySensitive = s.anySensitive || marked
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+// Scalar implements jsonrpc.ValueVisitor: a number or boolean under a
+// sensitive name is masked like a string.
+func (s *scratch) Scalar(start, end int) {
+	at := len(s.text)
+	s.text = append(s.text, s.payload[start:end]...)
+	s.strs = append(s.strs, jsonString{rawStart: start, rawEnd: end, textStart: at, textEnd: len(s.text), sensitive: true})
+	s.text = append(s.text, '\n')
+	s.anySensitive = true
+}
 
 // unsafeString views b as a string without copying: the detectors do not
 // keep the text, and b is not written while they run.
