@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse/internal/config"
+	"gatehouse/internal/inspect"
+	"gatehouse/internal/inspect/detectors"
 	"gatehouse/internal/store"
 	"gatehouse/internal/store/sqlite"
 )
@@ -290,23 +293,34 @@ func TestSinkDeliveryAfterOutage(t *testing.T) {
 
 func TestMasking(t *testing.T) {
 	m := NewMasker([]string{"account_pin"})
+	eng, err := detectors.New(config.Inspect{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct{ mode, in, want string }{
 		{MaskMasked, `{"password":"hunter2","note":"mail me at a.b@example.com","card":"4111 1111 1111 1111","n":3}`,
-			`{"card":"[masked:card_number]","n":3,"note":"mail me at [masked:email]","password":"[masked:secret]"}`},
-		{MaskMasked, `{"Account-PIN":1234,"nested":{"api_key":"k","list":["ghp_abcdefghijklmnopqrstuvwxyz0123456789"]}}`,
-			`{"Account-PIN":"[masked:secret]","nested":{"api_key":"[masked:secret]","list":["[masked:github_token]"]}}`},
+			`{"password":"[masked:secret]","note":"mail me at [masked:email]","card":"[masked:card]","n":3}`},
+		{MaskMasked, `{"Account-PIN":1234,"nested":{"api_key":"k","list":["ghp_8Kq2Lm4Np6Rs8Tv0Wx2Yz4Ab6Cd8Ef0Gh2Ij"]}}`,
+			`{"Account-PIN":"[masked:secret]","nested":{"api_key":"[masked:secret]","list":["[masked:github-pat]"]}}`},
 		{MaskMasked, `{"id":"1234 5678 9012 3456"}`, `{"id":"1234 5678 9012 3456"}`}, // fails Luhn: not a card
 		{MaskFull, `{"password":"x"}`, `{"password":"x"}`},
 		{MaskOmitted, `{"password":"x"}`, ``},
 	}
 	for _, c := range cases {
-		got, _ := m.Apply(json.RawMessage(c.in), c.mode)
+		got, _ := m.Apply(json.RawMessage(c.in), c.mode, eng, true)
 		if string(got) != c.want {
 			t.Errorf("%s %s: got %s, want %s", c.mode, c.in, got, c.want)
 		}
 	}
-	h1, _ := m.Apply(json.RawMessage(`{"a":1, "b":2}`), MaskHashed)
-	h2, _ := m.Apply(json.RawMessage(`{"a":1,"b":2}`), MaskHashed)
+	// Without detectors (scan false, or no engine): field names only.
+	for _, e := range []*inspect.Engine{nil, eng} {
+		got, _ := m.Apply(json.RawMessage(`{"pin":7,"note":"a.b@example.com"}`), MaskMasked, e, false)
+		if string(got) != `{"pin":"[masked:secret]","note":"a.b@example.com"}` {
+			t.Errorf("field names only: got %s", got)
+		}
+	}
+	h1, _ := m.Apply(json.RawMessage(`{"a":1, "b":2}`), MaskHashed, eng, true)
+	h2, _ := m.Apply(json.RawMessage(`{"a":1,"b":2}`), MaskHashed, eng, true)
 	if string(h1) != string(h2) || !strings.HasPrefix(string(h1), `{"sha256":"`) {
 		t.Fatalf("hashed: %s %s", h1, h2)
 	}

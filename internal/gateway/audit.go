@@ -131,13 +131,11 @@ func (x *exchange) record(msg []byte, e *jsonrpc.Error) audit.Record {
 			if a.decision != nil && x.vs.policy != nil {
 				mode = x.vs.policy.AuditMode(a.decision.Bundle)
 			}
-			if in := x.g.snap.Load().inspect; mode == audit.MaskMasked && in != nil && in.engine != nil {
-				// The inspection detectors mask: a second scan only when the
-				// arguments had findings (redacted ones were replaced already).
-				r.Args, r.Masking = in.engine.Mask(args, x.g.masker.Sensitive, !a.argsClean), audit.MaskMasked
-			} else {
-				r.Args, r.Masking = x.g.masker.Apply(args, mode)
-			}
+			in := x.g.snap.Load().inspect
+			// Arguments the same detectors inspected and found clean need
+			// no second scan: only their sensitive field names are masked.
+			scan := !a.argsClean || in.mask != in.engine
+			r.Args, r.Masking = x.g.masker.Apply(args, mode, in.mask, scan)
 		}
 	}
 	if msg != nil && e == nil {

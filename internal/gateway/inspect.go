@@ -22,16 +22,26 @@ import (
 // inspection is the compiled inspect section of a snapshot.
 type inspection struct {
 	engine *inspect.Engine // nil: inspection off
-	rules  inspect.Rules
-	bundle map[string]inspect.Rules // bundle rules followed by the global ones
-	key    string                   // what the engine was built from, to reuse it
+	// mask masks audit records: the inspection engine, or the default
+	// detectors when inspection is off or narrowed (records are masked
+	// either way).
+	mask    *inspect.Engine
+	maskKey string
+	rules   inspect.Rules
+	bundle  map[string]inspect.Rules // bundle rules followed by the global ones
+	key     string                   // what the engine was built from, to reuse it
+}
+
+// inspectKey is what an inspection engine is built from.
+func inspectKey(c config.Inspect) string {
+	return fmt.Sprintf("%v|%v|%q|%v|%q|%q|%v", c.Disabled, c.Secrets.Disabled, c.Secrets.DisabledRules,
+		c.PII.Disabled, c.PII.Region, c.PII.Types, c.Injection.Disabled)
 }
 
 // compileInspection builds the engine (reusing prev's when its detector
 // settings did not change: the secrets rules take a while to compile).
 func compileInspection(cfg *config.Config, prev *inspection) (*inspection, error) {
-	in := &inspection{key: fmt.Sprintf("%v|%v|%q|%v|%q|%q|%v", cfg.Inspect.Disabled, cfg.Inspect.Secrets.Disabled, cfg.Inspect.Secrets.DisabledRules,
-		cfg.Inspect.PII.Disabled, cfg.Inspect.PII.Region, cfg.Inspect.PII.Types, cfg.Inspect.Injection.Disabled)}
+	in := &inspection{key: inspectKey(cfg.Inspect)}
 	if prev != nil && prev.key == in.key {
 		in.engine = prev.engine
 	} else {
@@ -40,6 +50,22 @@ func compileInspection(cfg *config.Config, prev *inspection) (*inspection, error
 			return nil, err
 		}
 		in.engine = e
+	}
+	// Records are masked by the default detectors (in the configured
+	// phone region) whatever inspection is set to do.
+	defaults := config.Inspect{PII: config.InspectPII{Region: cfg.Inspect.PII.Region}}
+	in.maskKey = inspectKey(defaults)
+	switch {
+	case in.key == in.maskKey:
+		in.mask = in.engine
+	case prev != nil && prev.maskKey == in.maskKey:
+		in.mask = prev.mask
+	default:
+		m, err := detectors.New(defaults)
+		if err != nil {
+			return nil, err
+		}
+		in.mask = m
 	}
 	in.rules = detectors.GlobalRules(cfg.Inspect)
 	if cfg.Policy != nil {
@@ -69,27 +95,26 @@ func (x *exchange) inspectRules(in *inspection) inspect.Rules {
 	return in.rules
 }
 
-// inspectPayload inspects payload in direction dir. It returns the payload
-// to use (redacted or unchanged) or the error that blocks it.
-func (x *exchange) inspectPayload(payload []byte, dir inspect.Direction, what string) ([]byte, *jsonrpc.Error) {
-	in := x.g.snap.Load().inspect
-	if in == nil || in.engine == nil || len(payload) == 0 {
-		return payload, nil
-	}
+// inspectPayload inspects payload in direction dir. It returns the
+// redacted payload (nil when unchanged), whether anything was found, and
+// the finding that blocks the payload (nil when it may go on).
+func (x *exchange) inspectPayload(in *inspection, payload []byte, dir inspect.Direction) (redacted []byte, found bool, blocking *inspect.Located) {
 	v := in.engine.Inspect(payload, dir, x.inspectRules(in))
 	if len(v.Findings) == 0 {
-		return payload, nil
+		return nil, false, nil
 	}
 	x.noteFindings(v, dir)
-	switch {
-	case v.Action == inspect.ActionBlock:
-		b := v.Blocking
-		return nil, jsonrpc.NewError(CodeInspectionBlocked, fmt.Sprintf("gatehouse blocked %s: it contains %s (%s, %s confidence, at %s); the text is not repeated here",
-			what, article(string(b.Category)), b.Type, b.Confidence, pathOrRoot(b.Path)))
-	case v.Redacted != nil:
-		return v.Redacted, nil
+	if v.Action == inspect.ActionBlock {
+		return nil, true, v.Blocking
 	}
-	return payload, nil
+	return v.Redacted, true, nil
+}
+
+// blockedError is the error that refuses what (built only when blocking:
+// the message is not made on every call).
+func blockedError(what string, b *inspect.Located) *jsonrpc.Error {
+	return jsonrpc.NewError(CodeInspectionBlocked, fmt.Sprintf("gatehouse blocked %s: it contains %s (%s, %s confidence, at %s); the text is not repeated here",
+		what, article(string(b.Category)), b.Type, b.Confidence, pathOrRoot(b.Path)))
 }
 
 func article(category string) string {
@@ -133,20 +158,21 @@ func (x *exchange) noteFindings(v inspect.Verdict, dir inspect.Direction) {
 // inspectArgs inspects the arguments of a tools/call whose params are
 // params; it returns the params to send.
 func (x *exchange) inspectArgs(params []byte) ([]byte, *jsonrpc.Error) {
+	in := x.g.snap.Load().inspect
 	args, ok := jsonrpc.Get(params, "arguments")
-	if !ok {
+	if !ok || in.engine == nil || len(args) == 0 {
 		return params, nil
 	}
-	before := len(x.audit.findings)
-	out, err := x.inspectPayload(args, inspect.Request, "the call to "+x.audit.name+": its arguments")
-	if in := x.g.snap.Load().inspect; in != nil && in.engine != nil && len(x.audit.findings) == before {
-		x.audit.argsClean = true // the audit mask need not scan them again
+	redacted, found, blocking := x.inspectPayload(in, args, inspect.Request)
+	x.audit.argsClean = !found // the audit mask need not scan them again
+	switch {
+	case blocking != nil:
+		return nil, blockedError("the call to "+x.audit.name+": its arguments", blocking)
+	case redacted == nil:
+		return params, nil
 	}
-	if err != nil || len(out) == len(args) && string(out) == string(args) {
-		return params, err
-	}
-	p, serr := jsonrpc.Set(params, "arguments", out)
-	if serr != nil {
+	p, err := jsonrpc.Set(params, "arguments", redacted)
+	if err != nil {
 		return nil, jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse could not rewrite the redacted arguments")
 	}
 	return p, nil
@@ -155,24 +181,27 @@ func (x *exchange) inspectArgs(params []byte) ([]byte, *jsonrpc.Error) {
 // inspectResponse inspects the result of an upstream response; it returns
 // the response to relay, or the error that replaces it.
 func (x *exchange) inspectResponse(resp *jsonrpc.Message) (*jsonrpc.Message, *jsonrpc.Error) {
-	if resp.Kind != jsonrpc.KindResult {
+	in := x.g.snap.Load().inspect
+	if resp.Kind != jsonrpc.KindResult || in.engine == nil || len(resp.Result) == 0 {
 		return resp, nil
 	}
-	what := "the result of " + x.m.Method
-	if x.audit.name != "" {
-		what = "the result of " + x.audit.name
+	redacted, _, blocking := x.inspectPayload(in, resp.Result, inspect.Response)
+	switch {
+	case blocking != nil:
+		name := x.audit.name
+		if name == "" {
+			name = x.m.Method
+		}
+		return nil, blockedError("the result of "+name, blocking)
+	case redacted == nil:
+		return resp, nil
 	}
-	out, err := x.inspectPayload(resp.Result, inspect.Response, what)
-	if err != nil || len(out) == len(resp.Result) && string(out) == string(resp.Result) {
-		return resp, err
+	raw, err := jsonrpc.Set(resp.Raw, "result", redacted)
+	if err == nil {
+		var m *jsonrpc.Message
+		if m, err = jsonrpc.Parse(raw); err == nil {
+			return m, nil
+		}
 	}
-	raw, serr := jsonrpc.Set(resp.Raw, "result", out)
-	if serr != nil {
-		return nil, jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse could not rewrite the redacted result")
-	}
-	m, perr := jsonrpc.Parse(raw)
-	if perr != nil {
-		return nil, jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse could not rewrite the redacted result")
-	}
-	return m, nil
+	return nil, jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse could not rewrite the redacted result")
 }
