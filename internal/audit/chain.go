@@ -129,8 +129,10 @@ const seqZero = `,"seq":0,"time":`
 // number in and appending the hashes instead of decoding and re-encoding.
 func sealQueued(data []byte, seq int64, prev string) ([]byte, string, error) {
 	i := bytes.Index(data, []byte(seqZero))
-	if i < 0 || !bytes.HasPrefix(data, []byte(`{"id":"`)) || data[len(data)-1] != '}' ||
-		bytes.Contains(data, []byte(`"prev_hash":`)) || bytes.Contains(data, []byte(`"hash":`)) {
+	// A sealed record ends with its hash (Record's last field):
+	// `,"hash":"` + 64 hex digits + `"}`.
+	sealed := len(data) >= 75 && bytes.HasPrefix(data[len(data)-75:], []byte(`,"hash":"`))
+	if i < 0 || !bytes.HasPrefix(data, []byte(`{"id":"`)) || data[len(data)-1] != '}' || sealed {
 		// Not as Log writes records: take the long way.
 		var r Record
 		if err := json.Unmarshal(data, &r); err != nil {
