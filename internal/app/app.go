@@ -25,6 +25,7 @@ import (
 	"gatehouse/internal/config"
 	"gatehouse/internal/gateway"
 	"gatehouse/internal/identity"
+	"gatehouse/internal/inspect/detectors"
 	"gatehouse/internal/mcp"
 	"gatehouse/internal/policy"
 	"gatehouse/internal/telemetry"
@@ -243,6 +244,10 @@ func LoadConfig(path string) (*config.Config, error) {
 		if err := sinks.Check(sc.Type, sc.Settings); err != nil {
 			problems = append(problems, cfg.ProblemAt(fmt.Sprintf("audit.sinks[%d].settings", i), "%v", err))
 		}
+	}
+	// The detectors' own checks (a phone region, a gitleaks rule id).
+	for _, se := range detectors.Check(cfg.Inspect) {
+		problems = append(problems, cfg.ProblemAt(se.Path, "%v", se.Err))
 	}
 	if len(problems) > 0 {
 		return nil, problems

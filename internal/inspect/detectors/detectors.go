@@ -3,8 +3,6 @@
 package detectors
 
 import (
-	"fmt"
-
 	"gatehouse/internal/config"
 	"gatehouse/internal/inspect"
 	"gatehouse/internal/inspect/injection"
@@ -12,38 +10,77 @@ import (
 	"gatehouse/internal/inspect/secrets"
 )
 
+// SettingError is a detector setting New refused; Path locates it in the
+// configuration ("inspect.pii").
+type SettingError struct {
+	Path string
+	Err  error
+}
+
+func (e *SettingError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *SettingError) Unwrap() error { return e.Err }
+
 // New returns the engine the configuration asks for (nil when inspection
-// is disabled or every detector is).
+// is disabled or every detector is). A refused setting is a *SettingError.
 func New(c config.Inspect) (*inspect.Engine, error) {
 	if c.Disabled {
 		return nil, nil
 	}
-	var ds []inspect.Detector
-	if !c.Secrets.Disabled {
-		d, err := secrets.New(secrets.Options{DisabledRules: c.Secrets.DisabledRules})
-		if err != nil {
-			return nil, fmt.Errorf("inspect.secrets: %w", err)
-		}
-		ds = append(ds, d)
-	}
-	if !c.PII.Disabled {
-		d, err := pii.New(pii.Options{DefaultRegion: c.PII.Region, Types: c.PII.Types})
-		if err != nil {
-			return nil, fmt.Errorf("inspect.pii: %w", err)
-		}
-		ds = append(ds, d)
-	}
-	if !c.Injection.Disabled {
-		d, err := injection.New(injection.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("inspect.injection: %w", err)
-		}
-		ds = append(ds, d)
+	ds, errs := build(c)
+	if len(errs) > 0 {
+		return nil, errs[0]
 	}
 	if len(ds) == 0 {
 		return nil, nil
 	}
 	return inspect.NewEngine(ds...), nil
+}
+
+// Check returns every detector setting New would refuse. Only the
+// settings that can be wrong are tried (the defaults always build), so a
+// configuration check does not compile the secrets rules for nothing.
+func Check(c config.Inspect) []*SettingError {
+	var errs []*SettingError
+	if !c.Secrets.Disabled && len(c.Secrets.DisabledRules) > 0 {
+		if _, err := secrets.New(secrets.Options{DisabledRules: c.Secrets.DisabledRules}); err != nil {
+			errs = append(errs, &SettingError{"inspect.secrets.disabled_rules", err})
+		}
+	}
+	if !c.PII.Disabled && c.PII.Region != "" {
+		if _, err := pii.New(pii.Options{DefaultRegion: c.PII.Region, Types: c.PII.Types}); err != nil {
+			errs = append(errs, &SettingError{"inspect.pii.region", err})
+		}
+	}
+	return errs
+}
+
+func build(c config.Inspect) ([]inspect.Detector, []*SettingError) {
+	var ds []inspect.Detector
+	var errs []*SettingError
+	if !c.Secrets.Disabled {
+		if d, err := secrets.New(secrets.Options{DisabledRules: c.Secrets.DisabledRules}); err != nil {
+			errs = append(errs, &SettingError{"inspect.secrets.disabled_rules", err})
+		} else {
+			ds = append(ds, d)
+		}
+	}
+	if !c.PII.Disabled {
+		// Types are checked by the configuration; the region is the
+		// phone library's to judge.
+		if d, err := pii.New(pii.Options{DefaultRegion: c.PII.Region, Types: c.PII.Types}); err != nil {
+			errs = append(errs, &SettingError{"inspect.pii.region", err})
+		} else {
+			ds = append(ds, d)
+		}
+	}
+	if !c.Injection.Disabled {
+		if d, err := injection.New(injection.Options{}); err != nil {
+			errs = append(errs, &SettingError{"inspect.injection", err})
+		} else {
+			ds = append(ds, d)
+		}
+	}
+	return ds, errs
 }
 
 // Rules turns configured action rules into the engine's, followed by
