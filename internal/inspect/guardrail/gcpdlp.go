@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -300,7 +301,7 @@ func parseDLPInspect(b []byte, minLike string) ([]inspect.Finding, []string, err
 			continue
 		}
 		name := cleanName(f.InfoType.Name)
-		if len(types) < 8 && !containsString(types, name) {
+		if len(types) < 8 && !slices.Contains(types, name) {
 			types = append(types, name)
 		}
 		br := f.Location.ByteRange
@@ -331,15 +332,6 @@ func parseDLPDeidentify(b []byte) (string, error) {
 		return "", fmt.Errorf("%w: no item value in the response", errBadVerdict)
 	}
 	return *resp.Item.Value, nil
-}
-
-func containsString(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // cleanName keeps a provider-supplied name (an info type, a detector)

@@ -135,6 +135,9 @@ func TestWrapCleansVerdicts(t *testing.T) {
 			{Category: inspect.CategoryPII, Type: "email", Start: 5, End: 99, Confidence: inspect.High},
 			{Category: inspect.CategoryPII, Type: "email", Start: 6, End: 5, Confidence: inspect.High},
 		}}, Verdict{Action: Allow, Findings: []inspect.Finding{{Category: inspect.CategoryPII, Type: "email", Start: 5, End: 20, Confidence: inspect.High}}}, false},
+		{"finding_names_cleaned", Verdict{Action: Allow, Findings: []inspect.Finding{
+			{Category: "pii\n\x1b[31m", Type: strings.Repeat("x", 100) + "\u202e", Start: 0, End: 4, Confidence: inspect.High},
+		}}, Verdict{Action: Allow, Findings: []inspect.Finding{{Category: "pii31m", Type: strings.Repeat("x", 64), Start: 0, End: 4, Confidence: inspect.High}}}, false},
 		{"mutate_json", Verdict{Action: Mutate, JSON: json.RawMessage(`{"a":1}`)}, Verdict{Action: Mutate, JSON: json.RawMessage(`{"a":1}`)}, false},
 		{"mutate_invalid_json", Verdict{Action: Mutate, JSON: json.RawMessage(`{"a":`)}, Verdict{}, true},
 		{"mutate_both", Verdict{Action: Mutate, JSON: json.RawMessage(`1`), Text: "x"}, Verdict{}, true},

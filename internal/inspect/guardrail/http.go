@@ -137,11 +137,23 @@ func postJSON(ctx context.Context, c *http.Client, u string, hdr http.Header, bo
 	return rb, nil
 }
 
-// decodeResponse unmarshals a provider response. encoding/json's errors
-// name types and offsets, never the values, so they are safe to return.
+// decodeResponse unmarshals a provider response. Its errors name the
+// field and the expected type or the offset, never a value: a type error's
+// text quotes the offending number and a field's UnmarshalText error (a
+// confidence, say) quotes the string, which may be content the provider
+// echoed back.
 func decodeResponse(b []byte, v any) error {
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%w: decoding response: %w", errBadVerdict, err)
+	err := json.Unmarshal(b, v)
+	if err == nil {
+		return nil
 	}
-	return nil
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("%w: decoding response: invalid JSON at offset %d", errBadVerdict, se.Offset)
+	case errors.As(err, &te):
+		return fmt.Errorf("%w: decoding response: field %.64q: want %s", errBadVerdict, te.Field, te.Type)
+	}
+	return fmt.Errorf("%w: decoding response: invalid value", errBadVerdict)
 }

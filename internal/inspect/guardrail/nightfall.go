@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"gatehouse/internal/inspect"
@@ -181,7 +182,7 @@ func parseNightfall(b []byte, minConf string) (nightfallResult, error) {
 			if name == "" {
 				name = "detector"
 			}
-			if len(res.detectors) < 8 && !containsString(res.detectors, name) {
+			if len(res.detectors) < 8 && !slices.Contains(res.detectors, name) {
 				res.detectors = append(res.detectors, name)
 			}
 			br := f.Location.ByteRange

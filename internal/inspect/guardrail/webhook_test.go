@@ -73,6 +73,8 @@ func TestWebhook(t *testing.T) {
 			Verdict{Action: Allow, Findings: []inspect.Finding{{Category: inspect.CategoryPII, Type: "x", Start: 1, End: 2, Confidence: inspect.Medium}}}, ""},
 		{"unknown_action", 0, `{"action":"shrug"}`, Verdict{}, "bad verdict"},
 		{"not_json", 0, `<html>oops</html>`, Verdict{}, "decoding response"},
+		{"echoed_confidence", 0, `{"action":"allow","findings":[{"start":0,"end":1,"confidence":"/etc/shadow"}]}`, Verdict{}, "decoding response"},
+		{"echoed_number", 0, `{"action":"allow","findings":[{"start":1e999,"end":1}]}`, Verdict{}, "decoding response"},
 		{"server_error", 500, `{"error":"/etc/shadow is bad"}`, Verdict{}, "HTTP 500"},
 	}
 	for _, tt := range tests {
@@ -87,7 +89,7 @@ func TestWebhook(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want one containing %q", err, tt.err)
 				}
-				assertNoLeak(t, err, testWebhookKey, testBearer, "/etc/shadow")
+				assertNoLeak(t, err, testWebhookKey, testBearer, "/etc/shadow", "1e999")
 				return
 			}
 			if err != nil {

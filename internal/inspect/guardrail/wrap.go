@@ -237,11 +237,14 @@ func cleanReason(s string) string {
 	return s[:cut] + "…"
 }
 
-// validFindings drops findings whose offsets do not fit the text.
+// validFindings drops findings whose offsets do not fit the text and
+// keeps their provider-supplied category and type to name characters:
+// findings go into logs and audit records, which must not carry content.
 func validFindings(fs []inspect.Finding, n int) []inspect.Finding {
 	out := fs[:0:0]
 	for _, f := range fs {
 		if f.Start >= 0 && f.Start <= f.End && f.End <= n {
+			f.Category, f.Type = inspect.Category(cleanName(string(f.Category))), cleanName(f.Type)
 			out = append(out, f)
 		}
 	}
