@@ -86,9 +86,6 @@ func New(opts Options) (*Detector, error) {
 // Name is "injection".
 func (d *Detector) Name() string { return "injection" }
 
-// Category is the category of every finding.
-func (d *Detector) Category() inspect.Category { return inspect.CategoryInjection }
-
 // Scan appends the injection findings in text (a tool result, resource
 // or prompt) to dst.
 func (d *Detector) Scan(text string, dst []inspect.Finding) []inspect.Finding {

@@ -128,3 +128,22 @@ func TestConcurrentScans(t *testing.T) {
 		}
 	}
 }
+
+func TestPlaceholderEncodedBraces(t *testing.T) {
+	for _, tt := range []struct {
+		s    string
+		want bool
+	}{
+		{"/log?d=%7Bconversation%7D", true},
+		{"/log?d=%7bhistory%7d", true},
+		{"/log?d=%7B%7D", false},                                       // nothing between the braces
+		{"/log?d=%7Bname", false},                                      // never closed
+		{"/log?d=%7B" + strings.Repeat("a", 80) + "%7D", false},        // closed too far away
+		{"/log?d=%7B%7D%7Bchat%7D", true},                              // a later pair still counts
+		{"/log?d=%7B%7Dtext" + strings.Repeat("b", 80) + "%7D", false}, // first close right after the open
+	} {
+		if got := hasPlaceholder(tt.s); got != tt.want {
+			t.Errorf("hasPlaceholder(%q) = %v, want %v", tt.s, got, tt.want)
+		}
+	}
+}

@@ -227,9 +227,16 @@ func hasPlaceholder(s string) bool {
 				return true
 			}
 		case '%':
+			// "%7B" then, within 80 bytes, a first "%7D" not right after it.
 			if hasPrefixFold(s[i:], "%7B") {
-				if j := strings.Index(strings.ToUpper(s[i:min(len(s), i+80)]), "%7D"); j > 3 {
-					return true
+				w := s[i:min(len(s), i+80)]
+				for k := 3; k+3 <= len(w); k++ {
+					if hasPrefixFold(w[k:], "%7D") {
+						if k > 3 {
+							return true
+						}
+						break
+					}
 				}
 			}
 		case '$':
