@@ -171,12 +171,7 @@ func (r *runner) call(ctx context.Context, k hook, c *Call) (Verdict, *failure) 
 	var out Verdict
 	var bad *failure
 	_, err := r.timed(ctx, r.h.timeout, func() (goja.Value, error) {
-		arg, f := r.ctxObject(k, c)
-		if f != nil {
-			bad = f
-			return nil, nil
-		}
-		ret, err := fn(goja.Undefined(), arg)
+		ret, err := fn(goja.Undefined(), r.ctxObject(k, c))
 		if err != nil {
 			return nil, err
 		}
@@ -216,7 +211,7 @@ func classify(ctx context.Context, err error) *failure {
 // ctxObject builds the hook's argument. args and result are accessor
 // properties parsed on first read: a hook that only looks at the tool
 // name does not pay for parsing them.
-func (r *runner) ctxObject(k hook, c *Call) (goja.Value, *failure) {
+func (r *runner) ctxObject(k hook, c *Call) goja.Value {
 	vm := r.vm
 	o := vm.NewObject()
 	r.ctx = o
@@ -244,7 +239,7 @@ func (r *runner) ctxObject(k hook, c *Call) (goja.Value, *failure) {
 		fs[i] = fo
 	}
 	_ = o.Set("findings", vm.NewArray(fs...))
-	return o, nil
+	return o
 }
 
 // lazyJSON is a JSON document parsed into JavaScript on first use.

@@ -302,17 +302,15 @@ type failure struct {
 	err  error
 }
 
-func (f *failure) Error() string { return f.kind + ": " + f.err.Error() }
-
 func fail(kind string, err error) *failure { return &failure{kind: kind, err: err} }
 
 func (h *Hooks) run(ctx context.Context, k hook, c *Call) Verdict {
 	if err := ctx.Err(); err != nil {
 		return h.failed(ctx, k, fail(ctxKind(ctx), err))
 	}
-	r, err := h.get(ctx)
-	if err != nil {
-		return h.failed(ctx, k, err.(*failure))
+	r, f := h.get(ctx)
+	if f != nil {
+		return h.failed(ctx, k, f)
 	}
 	v, f := r.call(ctx, k, c)
 	h.idle <- r
@@ -323,7 +321,7 @@ func (h *Hooks) run(ctx context.Context, k hook, c *Call) Verdict {
 }
 
 // get takes an idle runtime, creates one if the pool has room, or waits.
-func (h *Hooks) get(ctx context.Context) (*runner, error) {
+func (h *Hooks) get(ctx context.Context) (*runner, *failure) {
 	select {
 	case r := <-h.idle:
 		return r, nil
