@@ -67,21 +67,28 @@ func (m *Monitor) Observe(ev Event) {
 	m.emit(alerts)
 }
 
-// add starts tracking an agent, first forgetting the shard's least
-// recently seen agent if the shard is full. Called with s.mu held.
+// add starts tracking an agent, first making room for it. Called with
+// s.mu held.
 func (m *Monitor) add(s *shard, name string, t time.Time) *agent {
-	if len(s.agents) >= m.perShard {
-		var oldest *agent
-		for _, a := range s.agents {
-			if oldest == nil || a.lastSeen < oldest.lastSeen {
-				oldest = a
-			}
-		}
-		delete(s.agents, oldest.name)
-	}
+	m.makeRoom(s)
 	a := newAgent(&m.set, name, t)
 	s.agents[a.name] = a
 	return a
+}
+
+// makeRoom forgets the shard's least recently seen agent if the shard is
+// full. Called with s.mu held.
+func (m *Monitor) makeRoom(s *shard) {
+	if len(s.agents) < m.perShard {
+		return
+	}
+	var oldest *agent
+	for _, a := range s.agents {
+		if oldest == nil || a.lastSeen < oldest.lastSeen {
+			oldest = a
+		}
+	}
+	delete(s.agents, oldest.name)
 }
 
 // Tick closes the windows that ended before now, so agents that went

@@ -109,8 +109,8 @@ func (m *Monitor) Restore(data []byte) error {
 	for _, a := range agents {
 		s := m.shard(a.name)
 		s.mu.Lock()
-		if _, ok := s.agents[a.name]; !ok && len(s.agents) >= m.perShard {
-			m.add(s, a.name, time.Time{}) // makes room; replaced just below
+		if _, ok := s.agents[a.name]; !ok {
+			m.makeRoom(s)
 		}
 		s.agents[a.name] = a
 		s.mu.Unlock()
