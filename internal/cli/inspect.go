@@ -220,16 +220,12 @@ type (an email found as a phone number is wrong). Samples whose note is
 						cats[x.Category] = true
 					}
 				}
-				toolDesc := map[string]bool{} // by text: samples scanned as tool descriptions
-				for _, s := range samples {
-					toolDesc[s.Text] = s.Note == "tool-description"
-				}
-				scan := func(text string) []inspect.Finding {
+				scan := func(smp *inspect.Sample) []inspect.Finding {
 					var fs []inspect.Finding
-					if toolDesc[text] {
-						fs = scanToolDescription(e, text)
+					if smp.Note == "tool-description" {
+						fs = scanToolDescription(e, smp.Text)
 					} else {
-						fs = e.ScanText(text, nil)
+						fs = e.ScanText(smp.Text, nil)
 					}
 					kept := fs[:0]
 					for _, f := range fs {

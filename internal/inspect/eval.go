@@ -101,12 +101,13 @@ func DefaultKey(c Category, typ string) string {
 	return string(c)
 }
 
-// Evaluate runs scan over every sample and scores findings against labels.
+// Evaluate runs scan over every sample (scan gets the whole sample: a
+// tool description is scanned as one) and scores findings against labels.
 // A label is found (TP) when a finding with the same key overlaps one of its
 // spans; otherwise it is a FN. A finding overlapping no label of its key is a
 // FP. Findings with a key no label in the corpus uses are ignored only if
 // onlyKeys is non-empty and does not list that key.
-func Evaluate(samples []Sample, scan func(text string) []Finding, key KeyFunc, onlyKeys ...string) []*Score {
+func Evaluate(samples []Sample, scan func(s *Sample) []Finding, key KeyFunc, onlyKeys ...string) []*Score {
 	if key == nil {
 		key = DefaultKey
 	}
@@ -127,8 +128,9 @@ func Evaluate(samples []Sample, scan func(text string) []Finding, key KeyFunc, o
 		key        string
 		start, end int
 	}
-	for _, smp := range samples {
-		findings := scan(smp.Text)
+	for i := range samples {
+		smp := &samples[i]
+		findings := scan(smp)
 		used := make([]bool, len(findings))
 		var labelled []span
 		for _, e := range smp.Expect {

@@ -64,7 +64,7 @@ func TestCorpus(t *testing.T) {
 		t.Fatalf("reading %s: %v", corpusPath, err)
 	}
 	d := newDetector(t, Options{})
-	scores := inspect.Evaluate(samples, func(text string) []inspect.Finding { return d.Scan(text, nil) }, inspect.DefaultKey)
+	scores := inspect.Evaluate(samples, func(s *inspect.Sample) []inspect.Finding { return d.Scan(s.Text, nil) }, inspect.DefaultKey)
 	var tbl strings.Builder
 	fmt.Fprintf(&tbl, "%-20s %5s %5s %5s %9s %7s %6s\n", "key", "TP", "FP", "FN", "precision", "recall", "F1")
 	for _, s := range scores {

@@ -44,9 +44,9 @@ func TestCorpus(t *testing.T) {
 	if pos < 150 || neg < 150 || len(families) < 40 {
 		t.Errorf("corpus: %d positives, %d negatives, %d rule families; want at least 150, 150, 40", pos, neg, len(families))
 	}
-	scores := inspect.Evaluate(samples, func(text string) []inspect.Finding {
-		fs := d.Scan(text, nil)
-		checkFindings(t, text, fs)
+	scores := inspect.Evaluate(samples, func(s *inspect.Sample) []inspect.Finding {
+		fs := d.Scan(s.Text, nil)
+		checkFindings(t, s.Text, fs)
 		return fs
 	}, inspect.DefaultKey)
 	var sb strings.Builder
