@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"gatehouse/internal/admin"
 	"gatehouse/internal/admin/admintest"
 	"gatehouse/internal/audit"
+	"gatehouse/internal/audit/audittest"
 	"gatehouse/internal/store"
 )
 
@@ -62,35 +62,6 @@ func genRecord(i int) audit.Record {
 	return r
 }
 
-// appendRecords appends records to the chain as the trail does: rows
-// sealed by audit.Seal. It returns the records as sealed.
-func appendRecords(t *testing.T, st store.AuditStore, recs ...audit.Record) []audit.Record {
-	t.Helper()
-	byID := map[string]*audit.Record{}
-	rows := make([]store.AuditRow, 0, len(recs))
-	for i := range recs {
-		r := &recs[i]
-		byID[r.ID] = r
-		tool := r.Target.Tool
-		rows = append(rows, store.AuditRow{ID: r.ID, Time: r.Time, Kind: r.Kind, Action: r.Action, ActorID: r.Actor.ID,
-			AgentName: r.Actor.AgentName, Team: r.Actor.Team, User: r.Actor.User, Server: r.Target.Server, Tool: tool,
-			Outcome: r.Outcome.Status})
-	}
-	_, err := st.AppendAudit(context.Background(), rows, func(row *store.AuditRow, prev string) error {
-		r := byID[row.ID]
-		data, err := audit.Seal(r, row.Seq, prev)
-		if err != nil {
-			return err
-		}
-		row.Data, row.Hash = data, r.Hash
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("appending audit records: %v", err)
-	}
-	return recs
-}
-
 // appendGenerated appends n generated records, numbered from first.
 func appendGenerated(t *testing.T, st store.AuditStore, first, n int) []audit.Record {
 	t.Helper()
@@ -98,16 +69,14 @@ func appendGenerated(t *testing.T, st store.AuditStore, first, n int) []audit.Re
 	for i := range recs {
 		recs[i] = genRecord(first + i)
 	}
-	return appendRecords(t, st, recs...)
+	return audittest.Append(t, st, recs...)
 }
 
 // addCheckpoint signs (seq, hash) with key and stores the checkpoint.
 func addCheckpoint(t *testing.T, st store.AuditStore, key ed25519.PrivateKey, seq int64, hash string) audit.Checkpoint {
 	t.Helper()
-	c := audit.SignCheckpoint(key, "ed25519:test", seq, hash, auditEpoch.Add(time.Duration(seq)*time.Minute+time.Second))
-	sig, _ := base64.StdEncoding.DecodeString(c.Signature)
-	if err := st.AddAuditCheckpoint(context.Background(), store.AuditCheckpoint{Seq: c.Seq, Hash: c.Hash, Time: c.Time, KeyID: c.KeyID,
-		PublicKey: key.Public().(ed25519.PublicKey), Signature: sig}); err != nil {
+	c, err := audit.AddCheckpoint(context.Background(), st, key, "ed25519:test", seq, hash, auditEpoch.Add(time.Duration(seq)*time.Minute+time.Second))
+	if err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -473,7 +442,7 @@ func TestAuditPageBytes(t *testing.T) {
 		big[i] = genRecord(i)
 		big[i].Args = json.RawMessage(`{"blob":"` + strings.Repeat("x", 3<<20) + `"}`)
 	}
-	appendRecords(t, s.Store, big...)
+	audittest.Append(t, s.Store, big...)
 	p := c.records("?order=asc")
 	if got := p.seqs(t); !equalSeqs(got, []int64{1, 2}) || !nextIs(p, 2) {
 		t.Fatalf("first page: %v next %v", got, p.Next)

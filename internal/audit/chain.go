@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"cmp"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -262,9 +263,16 @@ func (v *Verifier) CheckCheckpoint(c Checkpoint, hashAt func(seq int64) (string,
 func SignCheckpoint(key ed25519.PrivateKey, keyID string, seq int64, hash string, t time.Time) Checkpoint {
 	t = t.UTC().Truncate(time.Millisecond)
 	sig := ed25519.Sign(key, CheckpointMessage(seq, hash, t))
-	return Checkpoint{Seq: seq, Hash: hash, Time: t, KeyID: keyID,
-		PublicKey: base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey)),
-		Signature: base64.StdEncoding.EncodeToString(sig)}
+	return Checkpoint{Seq: seq, Hash: hash, Time: t, KeyID: keyID, PublicKey: b64(key.Public().(ed25519.PublicKey)), Signature: b64(sig)}
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// AddCheckpoint signs the head (seq, hash) at t and stores the checkpoint.
+func AddCheckpoint(ctx context.Context, st store.AuditStore, key ed25519.PrivateKey, keyID string, seq int64, hash string, t time.Time) (Checkpoint, error) {
+	t = t.UTC().Truncate(time.Millisecond)
+	pub := key.Public().(ed25519.PublicKey)
+	sig := ed25519.Sign(key, CheckpointMessage(seq, hash, t))
+	err := st.AddAuditCheckpoint(ctx, store.AuditCheckpoint{Seq: seq, Hash: hash, Time: t, KeyID: keyID, PublicKey: pub, Signature: sig})
+	return Checkpoint{Seq: seq, Hash: hash, Time: t, KeyID: keyID, PublicKey: b64(pub), Signature: b64(sig)}, err
+}

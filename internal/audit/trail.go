@@ -280,9 +280,8 @@ func (t *Trail) checkpoint(ctx context.Context) error {
 	if err != nil || seq == 0 {
 		return err
 	}
-	c := SignCheckpoint(t.key, t.keyID, seq, hash, time.Now())
-	return t.st.AddAuditCheckpoint(ctx, store.AuditCheckpoint{Seq: c.Seq, Hash: c.Hash, Time: c.Time, KeyID: c.KeyID,
-		PublicKey: t.key.Public().(ed25519.PublicKey), Signature: ed25519.Sign(t.key, CheckpointMessage(c.Seq, c.Hash, c.Time))})
+	_, err = AddCheckpoint(ctx, t.st, t.key, t.keyID, seq, hash, time.Now())
+	return err
 }
 
 // Flush commits what is queued now (tests, shutdown).

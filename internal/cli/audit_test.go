@@ -22,6 +22,7 @@ import (
 	"gatehouse/internal/admin"
 	"gatehouse/internal/admin/admintest"
 	"gatehouse/internal/audit"
+	"gatehouse/internal/audit/audittest"
 	"gatehouse/internal/store"
 )
 
@@ -67,34 +68,6 @@ func genAuditRecord(i int) audit.Record {
 	return r
 }
 
-// appendAuditRecords appends records to the chain as the trail does:
-// each row sealed by audit.Seal. It returns the records as sealed.
-func appendAuditRecords(t *testing.T, st store.AuditStore, recs ...audit.Record) []audit.Record {
-	t.Helper()
-	byID := map[string]*audit.Record{}
-	rows := make([]store.AuditRow, 0, len(recs))
-	for i := range recs {
-		r := &recs[i]
-		byID[r.ID] = r
-		rows = append(rows, store.AuditRow{ID: r.ID, Time: r.Time, Kind: r.Kind, Action: r.Action, ActorID: r.Actor.ID,
-			AgentName: r.Actor.AgentName, Team: r.Actor.Team, User: r.Actor.User, Server: r.Target.Server, Tool: r.Target.Tool,
-			Outcome: r.Outcome.Status})
-	}
-	_, err := st.AppendAudit(context.Background(), rows, func(row *store.AuditRow, prev string) error {
-		r := byID[row.ID]
-		data, err := audit.Seal(r, row.Seq, prev)
-		if err != nil {
-			return err
-		}
-		row.Data, row.Hash = data, r.Hash
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("appending audit records: %v", err)
-	}
-	return recs
-}
-
 // appendGenerated appends n generated records numbered from first.
 func appendGenerated(t *testing.T, st store.AuditStore, first, n int) []audit.Record {
 	t.Helper()
@@ -102,16 +75,13 @@ func appendGenerated(t *testing.T, st store.AuditStore, first, n int) []audit.Re
 	for i := range recs {
 		recs[i] = genAuditRecord(first + i)
 	}
-	return appendAuditRecords(t, st, recs...)
+	return audittest.Append(t, st, recs...)
 }
 
 // signCheckpoint signs (seq, hash) with key and stores the checkpoint.
 func signCheckpoint(t *testing.T, st store.AuditStore, key ed25519.PrivateKey, seq int64, hash string) {
 	t.Helper()
-	c := audit.SignCheckpoint(key, "ed25519:test", seq, hash, auditEpoch.Add(time.Duration(seq)*time.Minute+time.Second))
-	sig, _ := base64.StdEncoding.DecodeString(c.Signature)
-	if err := st.AddAuditCheckpoint(context.Background(), store.AuditCheckpoint{Seq: c.Seq, Hash: c.Hash, Time: c.Time,
-		KeyID: c.KeyID, PublicKey: key.Public().(ed25519.PublicKey), Signature: sig}); err != nil {
+	if _, err := audit.AddCheckpoint(context.Background(), st, key, "ed25519:test", seq, hash, auditEpoch.Add(time.Duration(seq)*time.Minute+time.Second)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -269,7 +239,7 @@ func TestAuditSearchCommand(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	recent := []audit.Record{genAuditRecord(100), genAuditRecord(101)}
 	recent[0].Time, recent[1].Time = now.Add(-3*time.Hour), now.Add(-30*time.Minute)
-	appendAuditRecords(t, s.Store, recent...)
+	audittest.Append(t, s.Store, recent...)
 	if got := jsonSeqs(t, ok(t, s, newAuditCmd, "", "search", "--since", "1h", "--json")); fmt.Sprint(got) != "[42]" {
 		t.Errorf("--since 1h: %v", got)
 	}
