@@ -170,7 +170,9 @@ func (x *exchange) guard(ctx context.Context, kind string, mb *member, up, visib
 // awaitApproval holds the call until a person decides. A client that can
 // elicit is told what is pending.
 func (x *exchange) awaitApproval(ctx context.Context, in *policy.Input, d policy.Decision, visible string, pol *policy.Policy) error {
-	ac := x.g.Config().Policy.Approvals
+	// The settings of the policy that held the call: the configuration may
+	// have been replaced (or its policy section removed) since.
+	ac := pol.Approvals
 	notify := func(a store.Approval) {
 		x.g.log.Info("call held for approval", "approval", a.ID, "server", x.vs.Name, "tool", visible, "caller", in.Caller.ID, "rule", d.Rule)
 		if x.s != nil {
@@ -209,13 +211,11 @@ func (s *Session) tellPending(r Replier, a store.Approval, wait time.Duration) {
 	}
 	msg := fmt.Sprintf("Gatehouse is holding this call to %s for a person's approval (%s: %s). Approval id %s; an approver runs `gatehouse approvals approve %s`. The call waits up to %s; after that, retry the same call once it is approved.",
 		a.Tool, a.Rule, a.Reason, a.ID, a.ID, wait)
-	params, _ := json.Marshal(map[string]any{
-		"mode": "form", "message": msg,
-		"requestedSchema": map[string]any{"type": "object", "properties": map[string]any{}},
-	})
-	if s.version < "2025-11-25" {
-		params, _ = json.Marshal(map[string]any{"message": msg, "requestedSchema": map[string]any{"type": "object", "properties": map[string]any{}}})
+	req := map[string]any{"message": msg, "requestedSchema": map[string]any{"type": "object", "properties": map[string]any{}}}
+	if s.version >= "2025-11-25" {
+		req["mode"] = "form"
 	}
+	params, _ := json.Marshal(req)
 	id := s.nextS2CID()
 	s.mu.Lock()
 	if s.closed {
@@ -240,15 +240,16 @@ func (x *exchange) allowedInList(in *policy.Input, mb *member, up, visible strin
 
 // listInput prepares the input reused for every item of a list.
 func (x *exchange) listInput(ctx context.Context) *policy.Input {
-	kind := policy.KindTool
+	// Items are decided as the request that would use them.
+	kind, method := policy.KindTool, "tools/call"
 	switch {
 	case strings.HasPrefix(x.m.Method, "prompts/"):
-		kind = policy.KindPrompt
+		kind, method = policy.KindPrompt, "prompts/get"
 	case strings.HasPrefix(x.m.Method, "resources/"):
-		kind = policy.KindResource
+		kind, method = policy.KindResource, "resources/read"
 	}
 	req := x.request(ctx)
-	req.Method = map[string]string{policy.KindTool: "tools/call", policy.KindPrompt: "prompts/get", policy.KindResource: "resources/read"}[kind]
+	req.Method = method
 	return &policy.Input{Caller: x.caller(ctx), Target: &policy.Target{Kind: kind}, Request: req, Session: x.sessionState(), List: true}
 }
 

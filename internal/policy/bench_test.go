@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"gatehouse/internal/config"
 	"gatehouse/internal/policy/policytest"
 )
 
@@ -33,11 +32,7 @@ func realisticPolicy(b testing.TB) (*Policy, []*Caller, []*Target) {
 // compileText compiles a whole configuration file's policy.
 func compileText(tb testing.TB, text string) *Policy {
 	tb.Helper()
-	cfg, err := config.Load("bench.yaml", []byte(text), func(string) (string, bool) { return "", false })
-	if err != nil {
-		tb.Fatalf("config: %v", err)
-	}
-	p, err := Compile(cfg)
+	p, err := Compile(loadConfig(tb, text))
 	if err != nil {
 		tb.Fatalf("compile: %v", err)
 	}

@@ -1078,6 +1078,11 @@ func TestCompileVersionAndEmpty(t *testing.T) {
 	if bumped.Version == unbumped.Version {
 		t.Fatal("a bundle version bump keeps the policy version")
 	}
+	// Approval settings say how held calls wait, not what is allowed.
+	waits := mustPolicy(t, "policy: {approvals: {wait: 30s, ttl: 2h}, organisation: {allow: [{name: a, tools: [x]}]}}")
+	if waits.Version != cfg.Version || waits.Approvals.Wait.Std() != 30*time.Second || waits.Approvals.TTL.Std() != 2*time.Hour {
+		t.Fatalf("approvals %+v, version %q (want %q)", waits.Approvals, waits.Version, cfg.Version)
+	}
 	p, err := Compile(loadConfig(t, semBase))
 	if p != nil || err != nil {
 		t.Fatalf("no policy section: %v, %v", p, err)

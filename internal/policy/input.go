@@ -117,22 +117,21 @@ type toolFacts struct {
 func (t *Target) value(f *toolFacts) map[string]any {
 	f.class()
 	ann := map[string]any{}
-	if a := t.Annotations; true {
-		if a.ReadOnly != nil {
-			ann["readOnlyHint"] = *a.ReadOnly
-		}
-		if a.Destructive != nil {
-			ann["destructiveHint"] = *a.Destructive
-		}
-		if a.Idempotent != nil {
-			ann["idempotentHint"] = *a.Idempotent
-		}
-		if a.OpenWorld != nil {
-			ann["openWorldHint"] = *a.OpenWorld
-		}
-		if a.Title != "" {
-			ann["title"] = a.Title
-		}
+	a := t.Annotations
+	if a.ReadOnly != nil {
+		ann["readOnlyHint"] = *a.ReadOnly
+	}
+	if a.Destructive != nil {
+		ann["destructiveHint"] = *a.Destructive
+	}
+	if a.Idempotent != nil {
+		ann["idempotentHint"] = *a.Idempotent
+	}
+	if a.OpenWorld != nil {
+		ann["openWorldHint"] = *a.OpenWorld
+	}
+	if a.Title != "" {
+		ann["title"] = a.Title
 	}
 	labels := f.labels
 	if labels == nil {

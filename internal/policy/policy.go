@@ -56,6 +56,9 @@ func (m mode) String() string {
 type Policy struct {
 	// Version identifies this policy's content; approvals are bound to it.
 	Version string
+	// Approvals bound how the calls this policy holds wait for a decision
+	// (they are not part of Version).
+	Approvals config.Approvals
 
 	mode      mode
 	facts     []*fact
@@ -222,7 +225,7 @@ func Compile(cfg *config.Config) (*Policy, error) {
 		return nil, nil
 	}
 	var problems config.Problems
-	p := &Policy{mode: parseMode(pc.Mode, enforce), teams: map[string]*ruleSet{}, bundles: map[string]*bundle{},
+	p := &Policy{Approvals: pc.Approvals, mode: parseMode(pc.Mode, enforce), teams: map[string]*ruleSet{}, bundles: map[string]*bundle{},
 		tfacts: map[string]map[string]*factOverrides{}}
 	for _, f := range pc.Tools {
 		if f == nil {

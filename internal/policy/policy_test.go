@@ -27,15 +27,7 @@ identity:
 
 func compile(t testing.TB, policy string) *Policy {
 	t.Helper()
-	cfg, err := config.Load("test.yaml", []byte(baseConfig+policy), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	p, err := Compile(cfg)
-	if err != nil {
-		t.Fatalf("compile: %v", err)
-	}
-	return p
+	return compileText(t, baseConfig+policy)
 }
 
 func agent(name, team string, attrs map[string]any) *Caller {
