@@ -168,12 +168,16 @@ func printApproval(w io.Writer, a admin.Approval, now time.Time) error {
 	}
 	fmt.Fprintln(w, "\nArguments:")
 	var buf bytes.Buffer
-	if err := json.Indent(&buf, a.Args, "  ", "  "); err != nil {
-		buf.Reset()
-		buf.WriteString(clean(string(a.Args), 8<<10))
+	if err := json.Indent(&buf, a.Args, "", "  "); err != nil {
+		fmt.Fprintf(w, "  %s\n", clean(string(a.Args), 8<<10))
+		return nil
 	}
-	// JSON escapes control characters; what is left is safe to print.
-	fmt.Fprintf(w, "  %s\n", buf.String())
+	// JSON escapes C0 control characters, but its strings may hold C1
+	// controls and bidirectional overrides as they are: clean each line.
+	for line := range strings.Lines(buf.String()) {
+		line = strings.TrimSuffix(line, "\n")
+		fmt.Fprintf(w, "  %s\n", clean(line, len(line)))
+	}
 	return nil
 }
 

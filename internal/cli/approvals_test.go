@@ -62,6 +62,12 @@ func TestApprovalsCommands(t *testing.T) {
 	if strings.Contains(out, "\x1b") {
 		t.Error("show prints a terminal escape from the arguments")
 	}
+	// Valid JSON may hold C1 controls and bidirectional overrides unescaped.
+	sneaky := holdCall(t, s, "chat_post_message", "{\"text\":\"pay \u202egro.live\u009b2J\"}")
+	out = ok(t, s, newApprovalsCmd, "", "show", sneaky.ID)
+	if strings.ContainsAny(out, "\u202e\u009b") || !strings.Contains(out, `"text": "pay ?gro.live?2J"`) {
+		t.Errorf("show prints raw controls from the arguments:\n%q", out)
+	}
 
 	out = ok(t, s, newApprovalsCmd, "", "approve", first.ID, "--note", "checked")
 	if !strings.Contains(out, "Approved "+first.ID+" (bot → support/chat_post_message)") || !strings.Contains(out, "succeeds once when retried") {
