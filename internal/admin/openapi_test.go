@@ -141,6 +141,28 @@ func TestKeysRotate(t *testing.T) {
 func TestOpenAPISchemasMatchResponses(t *testing.T) {
 	s := admintest.New(t)
 	c := newClient(t, s)
+	created := c.call("POST", "/admin/v1/agents", `{"name":"bot","team":"t","owner":"o","attributes":{"a":1}}`, http.StatusCreated, nil)
+	checkSchema(t, c, "CreateAgentResponse", created)
+	c.call("POST", "/admin/v1/agents/bot/api-keys", nil, http.StatusCreated, nil)
+	revoked := c.call("POST", "/admin/v1/agents/bot/revoke", nil, http.StatusOK, nil)
+	checkSchema(t, c, "Agent", revoked)
+	var a struct{ Credentials []json.RawMessage }
+	_ = json.Unmarshal(revoked, &a)
+	for _, cr := range a.Credentials {
+		checkSchema(t, c, "Credential", cr)
+	}
+	checkSchema(t, c, "User", c.call("POST", "/admin/v1/users", `{"username":"u","password":"correct horse battery"}`, http.StatusCreated, nil))
+	checkSchema(t, c, "VaultEntry", c.call("PUT", "/admin/v1/vault/secrets/x?agent=bot", `{"value":"v"}`, http.StatusOK, nil))
+	checkSchema(t, c, "KeyRotateResponse", c.call("POST", "/admin/v1/keys/rotate", nil, http.StatusOK, nil))
+	_, notFound := c.do("GET", "/admin/v1/agents/ghost", nil)
+	checkSchema(t, c, "ErrorBody", notFound)
+}
+
+// checkSchema checks a response body against the OpenAPI document's
+// schema of that name: every member is documented, every required one is
+// present, enumerations hold.
+func checkSchema(t *testing.T, c client, schema string, raw []byte) {
+	t.Helper()
 	var doc struct {
 		Components struct {
 			Schemas map[string]struct {
@@ -152,44 +174,26 @@ func TestOpenAPISchemasMatchResponses(t *testing.T) {
 		} `json:"components"`
 	}
 	c.call("GET", "/admin/v1/openapi.json", nil, http.StatusOK, &doc)
-	check := func(schema string, raw []byte) {
-		t.Helper()
-		var obj map[string]any
-		if err := json.Unmarshal(raw, &obj); err != nil {
-			t.Fatalf("%s: %v", schema, err)
-		}
-		sc, ok := doc.Components.Schemas[schema]
+	var obj map[string]any
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		t.Fatalf("%s: %v", schema, err)
+	}
+	sc, ok := doc.Components.Schemas[schema]
+	if !ok {
+		t.Fatalf("no schema %s", schema)
+	}
+	for k, v := range obj {
+		p, ok := sc.Properties[k]
 		if !ok {
-			t.Fatalf("no schema %s", schema)
+			t.Errorf("%s: member %q not documented", schema, k)
 		}
-		for k, v := range obj {
-			p, ok := sc.Properties[k]
-			if !ok {
-				t.Errorf("%s: member %q not documented", schema, k)
-			}
-			if s, isStr := v.(string); isStr && len(p.Enum) > 0 && !slices.Contains(p.Enum, s) {
-				t.Errorf("%s.%s = %q, not in the documented enum %v", schema, k, s, p.Enum)
-			}
-		}
-		for _, r := range sc.Required {
-			if _, ok := obj[r]; !ok {
-				t.Errorf("%s: required member %q missing", schema, r)
-			}
+		if s, isStr := v.(string); isStr && len(p.Enum) > 0 && !slices.Contains(p.Enum, s) {
+			t.Errorf("%s.%s = %q, not in the documented enum %v", schema, k, s, p.Enum)
 		}
 	}
-	created := c.call("POST", "/admin/v1/agents", `{"name":"bot","team":"t","owner":"o","attributes":{"a":1}}`, http.StatusCreated, nil)
-	check("CreateAgentResponse", created)
-	c.call("POST", "/admin/v1/agents/bot/api-keys", nil, http.StatusCreated, nil)
-	revoked := c.call("POST", "/admin/v1/agents/bot/revoke", nil, http.StatusOK, nil)
-	check("Agent", revoked)
-	var a struct{ Credentials []json.RawMessage }
-	_ = json.Unmarshal(revoked, &a)
-	for _, cr := range a.Credentials {
-		check("Credential", cr)
+	for _, r := range sc.Required {
+		if _, ok := obj[r]; !ok {
+			t.Errorf("%s: required member %q missing", schema, r)
+		}
 	}
-	check("User", c.call("POST", "/admin/v1/users", `{"username":"u","password":"correct horse battery"}`, http.StatusCreated, nil))
-	check("VaultEntry", c.call("PUT", "/admin/v1/vault/secrets/x?agent=bot", `{"value":"v"}`, http.StatusOK, nil))
-	check("KeyRotateResponse", c.call("POST", "/admin/v1/keys/rotate", nil, http.StatusOK, nil))
-	_, notFound := c.do("GET", "/admin/v1/agents/ghost", nil)
-	check("ErrorBody", notFound)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -490,6 +491,9 @@ func (a *API) explain(r *http.Request) (any, error) {
 		if strings.TrimSpace(l) == "" {
 			return nil, badRequest("session_labels must not hold empty labels")
 		}
+	}
+	if q.Source != "" && net.ParseIP(q.Source) == nil {
+		return nil, badRequest("source must be an IP address, not %q", q.Source)
 	}
 	ex, err := a.cfg.Policy.Explain(r.Context(), q)
 	if err != nil {
