@@ -2,8 +2,8 @@ package audit
 
 import (
 	"bytes"
-	"context"
 	"cmp"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
