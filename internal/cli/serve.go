@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"gatehouse/internal/app"
-	"gatehouse/internal/config"
 )
 
 func newServeCmd() *cobra.Command {
@@ -38,15 +36,7 @@ func newValidateCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := app.LoadConfig(path)
 			if err != nil {
-				var ps config.Problems
-				if errors.As(err, &ps) {
-					for _, p := range ps {
-						fmt.Fprintln(cmd.ErrOrStderr(), p.Error())
-					}
-					fmt.Fprintf(cmd.ErrOrStderr(), "%d problem(s) found\n", len(ps))
-					return exitError{code: 1}
-				}
-				return err
+				return reportProblems(cmd, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d upstreams, %d virtual servers)\n", path, len(cfg.Upstreams), len(cfg.Servers))
 			return nil
