@@ -148,12 +148,18 @@ func sealQueued(data []byte, seq int64, prev string) ([]byte, string, error) {
 	canon = strconv.AppendInt(canon, seq, 10)
 	canon = append(canon, data[i+len(`,"seq":0`):]...)
 	hash := chainHash(prev, canon)
+	return sealedForm(canon, prev, hash), hash, nil
+}
+
+// sealedForm is a record's stored JSON given its canonical JSON: the
+// hashes are Record's last fields, so they close the object. It reuses
+// canon's memory.
+func sealedForm(canon []byte, prev, hash string) []byte {
 	stored := canon[:len(canon)-1]
 	if prev != "" {
 		stored = append(append(append(stored, `,"prev_hash":"`...), prev...), '"')
 	}
-	stored = append(append(append(stored, `,"hash":"`...), hash...), `"}`...)
-	return stored, hash, nil
+	return append(append(append(stored, `,"hash":"`...), hash...), `"}`...)
 }
 
 // sealRow is the store's seal callback: it seals the queued record at the
@@ -221,6 +227,13 @@ func (v *Verifier) Add(data []byte) *Problem {
 	}
 	if want := chainHash(r.PrevHash, canon); want != r.Hash {
 		return &Problem{Seq: r.Seq, ID: r.ID, Reason: "its content does not match its hash (the record was changed)"}
+	}
+	// The hash covers the record as decoded, so bytes it does not cover
+	// (a field the record type does not have, a key given twice) would
+	// otherwise pass unnoticed, and a reader might believe them: the
+	// bytes must be exactly those Seal wrote.
+	if !bytes.Equal(bytes.TrimSpace(data), sealedForm(canon, r.PrevHash, r.Hash)) {
+		return &Problem{Seq: r.Seq, ID: r.ID, Reason: "its JSON is not as sealed: it holds bytes the hash does not cover (an added field, a key given twice, or reformatting)"}
 	}
 	v.lastSeq, v.lastHash = r.Seq, r.Hash
 	v.Records++
