@@ -78,9 +78,6 @@ func emailAt(t string, a int) (start, end int, ok bool) {
 	if labels < 2 || (r < len(t) && (isWord(t[r]) || t[r] == '@')) {
 		return 0, 0, false
 	}
-	if !topLevelDomain(t[lastStart:r]) {
-		return 0, 0, false // localhost-less hosts, file names (icon@2x.png), versions (foo@1.2.3)
-	}
 	// "icon@2x.webp", "logo@1.5x.co": a retina image suffix, not a host.
 	if retina(t[a+1 : r]) {
 		return 0, 0, false
@@ -88,6 +85,11 @@ func emailAt(t string, a int) (start, end int, ok bool) {
 	// "git@github.com:org/repo.git": an scp-style ssh remote.
 	if r+1 < len(t) && t[r] == ':' && (isWord(t[r+1]) || t[r+1] == '/' || t[r+1] == '~') {
 		return 0, 0, false
+	}
+	// Last, as it is the one check that allocates (publicsuffix tries the
+	// label as an IP address first, and that error escapes).
+	if !topLevelDomain(t[lastStart:r]) {
+		return 0, 0, false // localhost-less hosts, file names (icon@2x.png), versions (foo@1.2.3)
 	}
 	return l, r, true
 }

@@ -2,6 +2,7 @@ package pii
 
 import (
 	"net/netip"
+	"strings"
 
 	"gatehouse/internal/inspect"
 )
@@ -57,16 +58,19 @@ func (s *scanner) ipv6(c int) int {
 	if (l > 0 && (isWord(t[l-1]) || t[l-1] == '.')) || (r < len(t) && isWord(t[r])) {
 		return c + 1
 	}
-	colons := 0
-	for i := l; i < r; i++ {
-		if t[i] == ':' {
-			colons++
-		}
+	// Without "::" an address has eight groups (seven colons), or six and
+	// a dotted IPv4 tail. Times ("10:30:00") and MAC addresses fail here,
+	// before ParseAddr, whose error allocates.
+	cand := t[l:r]
+	colons := strings.Count(cand, ":")
+	full := 7
+	if strings.IndexByte(cand, '.') >= 0 {
+		full = 6
 	}
-	if colons < 2 {
+	if colons < 2 || colons < full && !strings.Contains(cand, "::") {
 		return c + 1
 	}
-	addr, err := netip.ParseAddr(t[l:r])
+	addr, err := netip.ParseAddr(cand)
 	if err != nil || !addr.Is6() || addr.Is4In6() && !reportableIP(addr.Unmap()) || !reportableIP(addr) {
 		return c + 1
 	}

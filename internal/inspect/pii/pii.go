@@ -128,8 +128,8 @@ func New(opts Options) (*Detector, error) {
 func (d *Detector) Name() string { return "pii" }
 
 // Scan appends the personal data found in text to dst, in order of
-// position. It allocates only to grow dst and to validate phone-shaped
-// candidates.
+// position. It allocates only to grow dst, to validate phone-shaped
+// candidates and to look up the top-level domain of an address-shaped one.
 func (d *Detector) Scan(text string, dst []inspect.Finding) []inspect.Finding {
 	s := scanner{d: d, text: text, dst: dst, base: len(dst)}
 	s.scan()
