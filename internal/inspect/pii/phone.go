@@ -154,11 +154,11 @@ func validNumber(cc int32, nsn []byte, region string) bool {
 		num.ItalianLeadingZero = &italian
 		num.NumberOfLeadingZeros = &zeros
 	}
+	regions := phonenumbers.GetRegionCodesForCountryCode(int(cc))
+	if len(regions) == 0 {
+		return false
+	}
 	if region == "" {
-		regions := phonenumbers.GetRegionCodesForCountryCode(int(cc))
-		if len(regions) == 0 {
-			return false
-		}
 		region = regions[0] // the main region: US for +1, GB for +44
 	}
 	// The length check is cheap; the pattern checks below run regular
@@ -170,8 +170,5 @@ func validNumber(cc int32, nsn []byte, region string) bool {
 	if phonenumbers.IsValidNumberForRegion(num, region) {
 		return true
 	}
-	if len(phonenumbers.GetRegionCodesForCountryCode(int(cc))) > 1 {
-		return phonenumbers.IsValidNumber(num)
-	}
-	return false
+	return len(regions) > 1 && phonenumbers.IsValidNumber(num)
 }
