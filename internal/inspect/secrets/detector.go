@@ -63,6 +63,9 @@ func New(opts Options) (*Detector, error) {
 	}
 	disabled := map[string]bool{}
 	for _, id := range opts.DisabledRules {
+		if !isRuleID(cfg, id) {
+			return nil, fmt.Errorf("disabled rule %q: no rule has that id", id)
+		}
 		disabled[id] = true
 	}
 	d := &Detector{}
@@ -161,6 +164,20 @@ func New(opts Options) (*Detector, error) {
 	n := len(d.rules)
 	d.pool.New = func() any { return &scratch{rules: make([]ruleState, n)} }
 	return d, nil
+}
+
+// isRuleID reports whether id names a gitleaks rule (run or skipped) or
+// one of the detector's own.
+func isRuleID(cfg *gitleaksConfig, id string) bool {
+	if id == passwordRule.id {
+		return true
+	}
+	for _, src := range slices.Concat(extraRules, gatehouseRules) {
+		if src.id == id {
+			return true
+		}
+	}
+	return slices.ContainsFunc(cfg.Rules, func(r tomlRule) bool { return r.ID == id })
 }
 
 // Name is the detector's name in configuration and metrics.

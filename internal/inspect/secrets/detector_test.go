@@ -71,6 +71,12 @@ func TestDisabledRules(t *testing.T) {
 	if got := d.Stats().Disabled; !slices.Equal(got, []string{"github-pat"}) {
 		t.Fatalf("Stats().Disabled = %v", got)
 	}
+	if _, err := New(Options{DisabledRules: []string{"github-pats"}}); err == nil {
+		t.Fatal("an unknown rule id was accepted")
+	}
+	if _, err := New(Options{DisabledRules: []string{"gatehouse-api-key", "password-assignment", "url-password"}}); err != nil {
+		t.Fatalf("disabling the detector's own rules: %v", err)
+	}
 }
 
 func TestStats(t *testing.T) {
