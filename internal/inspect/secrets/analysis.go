@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"regexp/syntax"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -210,7 +211,7 @@ func affixSet(re *syntax.Regexp, prefix bool) []string {
 		var out []string
 		for _, s := range re.Sub {
 			for _, x := range affixSet(s, prefix) {
-				if !contains(out, x) {
+				if !slices.Contains(out, x) {
 					out = append(out, x)
 				}
 			}
@@ -266,7 +267,7 @@ func literalSet(re *syntax.Regexp) ([]string, bool) {
 			}
 			for r := re.Rune[i]; r <= re.Rune[i+1]; r++ {
 				s := strings.ToLower(string(r))
-				if !contains(out, s) {
+				if !slices.Contains(out, s) {
 					out = append(out, s)
 				}
 			}
@@ -279,7 +280,7 @@ func literalSet(re *syntax.Regexp) ([]string, bool) {
 		if !ok {
 			return nil, false
 		}
-		if !contains(set, "") {
+		if !slices.Contains(set, "") {
 			set = append(set, "")
 		}
 		return set, true
@@ -318,7 +319,7 @@ func literalSet(re *syntax.Regexp) ([]string, bool) {
 				return nil, false
 			}
 			for _, x := range set {
-				if !contains(out, x) {
+				if !slices.Contains(out, x) {
 					out = append(out, x)
 				}
 			}
@@ -359,15 +360,6 @@ func allContain(set, keywords []string) bool {
 		}
 	}
 	return len(set) > 0
-}
-
-func contains(set []string, s string) bool {
-	for _, x := range set {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // splitExtent bounds the parts of a match on either side of its keyword:
@@ -608,7 +600,7 @@ func firstBytes(re *syntax.Regexp) (set [256]bool, nullable bool) {
 
 func allKeywords(set, keywords []string) bool {
 	for _, s := range set {
-		if !contains(keywords, s) {
+		if !slices.Contains(keywords, s) {
 			return false
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strings"
 
 	re2 "github.com/wasilibs/go-re2"
@@ -183,7 +184,7 @@ func compileRule(src ruleSource, kind ruleKind, conf inspect.Confidence) (*rule,
 func lowerAll(ss []string) []string {
 	out := make([]string, 0, len(ss))
 	for _, s := range ss {
-		if s = strings.ToLower(s); s != "" && !contains(out, s) {
+		if s = strings.ToLower(s); s != "" && !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}

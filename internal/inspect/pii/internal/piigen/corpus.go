@@ -88,30 +88,26 @@ func (g *Gen) embed(v, key, words string) (text, kind string) {
 func Corpus(seed uint64) []inspect.Sample {
 	g := New(seed)
 	var out []inspect.Sample
-	add := func(prefix string, n int, make func(i int) (inspect.Sample, bool)) {
-		for i := 0; len(out) >= 0 && i < 100000 && n > 0; i++ {
-			s, ok := make(i)
-			if !ok {
-				continue
-			}
+	add := func(prefix string, n int, sample func() inspect.Sample) {
+		for i := range n {
+			s := sample()
 			s.ID = fmt.Sprintf("%s-%03d", prefix, i+1)
 			out = append(out, s)
-			n--
 		}
 	}
-	positive := func(typ string, value func() (string, string)) func(int) (inspect.Sample, bool) {
-		return func(int) (inspect.Sample, bool) {
+	positive := func(typ string, value func() (string, string)) func() inspect.Sample {
+		return func() inspect.Sample {
 			v, src := value()
 			key, words := field(typ)
 			text, kind := g.embed(v, key, words)
-			return inspect.Sample{Text: text, Expect: []inspect.Expected{label(typ, v)}, Source: "synthetic (piigen): " + src + ", in a " + kind}, true
+			return inspect.Sample{Text: text, Expect: []inspect.Expected{label(typ, v)}, Source: "synthetic (piigen): " + src + ", in a " + kind}
 		}
 	}
-	negative := func(value func() (v, key, words, src string, labels []inspect.Expected)) func(int) (inspect.Sample, bool) {
-		return func(int) (inspect.Sample, bool) {
+	negative := func(value func() (v, key, words, src string, labels []inspect.Expected)) func() inspect.Sample {
+		return func() inspect.Sample {
 			v, key, words, src, labels := value()
 			text, kind := g.embed(v, key, words)
-			return inspect.Sample{Text: text, Expect: labels, Source: "hard negative (piigen): " + src + ", in a " + kind}, true
+			return inspect.Sample{Text: text, Expect: labels, Source: "hard negative (piigen): " + src + ", in a " + kind}
 		}
 	}
 
@@ -144,9 +140,9 @@ func Corpus(seed uint64) []inspect.Sample {
 	add("iban-pos", 70, positive("iban", func() (string, string) { return g.IBAN(), "IBAN with correct mod-97 check digits, random" }))
 	add("iban-neg", 70, negative(g.ibanNegative))
 
-	add("mixed", 30, func(int) (inspect.Sample, bool) {
-		email, phone, iban := g.Email(), "", g.IBAN()
-		phone, _ = g.Phone()
+	add("mixed", 30, func() inspect.Sample {
+		email, iban := g.Email(), g.IBAN()
+		phone, _ := g.Phone()
 		card, _ := g.Card()
 		name := g.Name()
 		var text string
@@ -165,9 +161,9 @@ func Corpus(seed uint64) []inspect.Sample {
 			text = fmt.Sprintf("name,email,phone,ssn,updated\n%q,%s,%q,%s,%s", name, email, phone, ssn, g.timestamp())
 			exp = []inspect.Expected{label("email", email), label("phone", phone), label("ssn", ssn)}
 		}
-		return inspect.Sample{Text: text, Expect: exp, Source: "synthetic (piigen): several random values in one record", Note: "mixed"}, true
+		return inspect.Sample{Text: text, Expect: exp, Source: "synthetic (piigen): several random values in one record", Note: "mixed"}
 	})
-	add("nid-pos", 24, func(int) (inspect.Sample, bool) {
+	add("nid-pos", 24, func() inspect.Sample {
 		var v, key, ctx, src string
 		switch g.intn(3) {
 		case 0:
@@ -178,7 +174,7 @@ func Corpus(seed uint64) []inspect.Sample {
 			v, key, ctx, src = g.Aadhaar(), "aadhaar_number", g.pick("Aadhaar", "Aadhaar no.", "UIDAI number"), "Aadhaar number (Verhoeff), random"
 		}
 		text, kind := g.embed(v, key, ctx)
-		return inspect.Sample{Text: text, Expect: []inspect.Expected{label("national-id", v)}, Source: "synthetic (piigen): " + src + ", in a " + kind}, true
+		return inspect.Sample{Text: text, Expect: []inspect.Expected{label("national-id", v)}, Source: "synthetic (piigen): " + src + ", in a " + kind}
 	})
 	add("nid-neg", 12, negative(func() (string, string, string, string, []inspect.Expected) {
 		switch g.intn(3) {
@@ -190,13 +186,13 @@ func Corpus(seed uint64) []inspect.Sample {
 		}
 		return g.digits(3) + " " + g.digits(3) + " " + g.digits(3), "batch", "batch code", "nine digits with no national-id context", nil
 	}))
-	add("ip-pos", 24, func(int) (inspect.Sample, bool) {
+	add("ip-pos", 24, func() inspect.Sample {
 		v := g.IPv4()
 		if g.intn(3) == 0 {
 			v = g.IPv6()
 		}
 		text, kind := g.embed(v, "client_ip", "IP address")
-		return inspect.Sample{Text: text, Expect: []inspect.Expected{label("ip-address", v)}, Source: "synthetic (piigen): random IP address, in a " + kind}, true
+		return inspect.Sample{Text: text, Expect: []inspect.Expected{label("ip-address", v)}, Source: "synthetic (piigen): random IP address, in a " + kind}
 	})
 	add("ip-neg", 16, negative(func() (string, string, string, string, []inspect.Expected) {
 		switch g.intn(5) {
@@ -211,7 +207,7 @@ func Corpus(seed uint64) []inspect.Sample {
 		}
 		return fmt.Sprintf("Chrome/%d.0.%d.%d", 100+g.intn(30), 5000+g.intn(1000), g.intn(200)), "user_agent", "browser", "user-agent version", nil
 	}))
-	add("dob-pos", 20, func(int) (inspect.Sample, bool) {
+	add("dob-pos", 20, func() inspect.Sample {
 		v := g.Date()
 		name := g.Name()
 		var text string
@@ -225,16 +221,16 @@ func Corpus(seed uint64) []inspect.Sample {
 		default:
 			text = fmt.Sprintf("Verification: name=%s; DOB: %s; plan=gold", name, v)
 		}
-		return inspect.Sample{Text: text, Expect: []inspect.Expected{label("date-of-birth", v)}, Source: "synthetic (piigen): random date next to a date-of-birth context word"}, true
+		return inspect.Sample{Text: text, Expect: []inspect.Expected{label("date-of-birth", v)}, Source: "synthetic (piigen): random date next to a date-of-birth context word"}
 	})
-	add("dob-neg", 12, func(int) (inspect.Sample, bool) {
+	add("dob-neg", 12, func() inspect.Sample {
 		v := g.Date()
 		text := g.pick(
 			fmt.Sprintf("Invoice due %s, amount $%d.00", v, 10+g.intn(900)),
 			fmt.Sprintf("Release 3.%d shipped on %s with %d fixes.", g.intn(20), v, g.intn(50)),
 			fmt.Sprintf(`{"created":%q,"status":"closed"}`, v),
 		)
-		return inspect.Sample{Text: text, Source: "hard negative (piigen): a date with no date-of-birth context"}, true
+		return inspect.Sample{Text: text, Source: "hard negative (piigen): a date with no date-of-birth context"}
 	})
 	return out
 }
@@ -306,7 +302,7 @@ func (g *Gen) phoneNegative() (string, string, string, string, []inspect.Expecte
 	case 7:
 		return "978-" + g.digits(1) + "-" + g.digits(3) + "-" + g.digits(5) + "-" + g.digits(1), "isbn", "ISBN", "ISBN-13", nil
 	case 8:
-		return fmt.Sprintf("(%d%02d) %03d-%04d", g.pick2(0, 1), g.intn(100), g.intn(1000), g.intn(10000)), "phone", "phone number", "phone-shaped, invalid area code (starts 0/1)", nil
+		return fmt.Sprintf("(%d%02d) %03d-%04d", g.intn(2), g.intn(100), g.intn(1000), g.intn(10000)), "phone", "phone number", "phone-shaped, invalid area code (starts 0/1)", nil
 	case 9:
 		return fmt.Sprintf("555-%04d", g.intn(10000)), "ext", "extension", "seven digits without area code", nil
 	case 10:
@@ -321,13 +317,6 @@ func (g *Gen) phoneNegative() (string, string, string, string, []inspect.Expecte
 		return fmt.Sprintf("INV-%d-%06d", 2020+g.intn(5), g.intn(1000000)), "invoice", "invoice number", "invoice number", nil
 	}
 	return fmt.Sprintf("%d.%d.%d.%d", 1+g.intn(20), g.intn(10), g.intn(100), 1000+g.intn(9000)), "build", "build", "four-part build number", nil
-}
-
-func (g *Gen) pick2(a, b int) int {
-	if g.intn(2) == 0 {
-		return a
-	}
-	return b
 }
 
 func (g *Gen) cardNegative() (string, string, string, string, []inspect.Expected) {
