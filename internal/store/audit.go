@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -90,4 +91,87 @@ type AuditCheckpoint struct {
 	KeyID     string
 	PublicKey []byte // raw Ed25519 public key
 	Signature []byte
+}
+
+// What the AuditStore implementations share: ListAudit's limits, the time
+// buckets (the audit_time_buckets table of both migrations) and the checks
+// around a seal.
+
+// ListAudit's (and ListAuditCheckpoints') limits.
+const (
+	DefaultAuditLimit = 100
+	MaxAuditLimit     = 10000
+)
+
+// AuditLimit is the limit ListAudit applies for a requested one.
+func AuditLimit(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultAuditLimit
+	case n > MaxAuditLimit:
+		return MaxAuditLimit
+	}
+	return n
+}
+
+// AuditBucketMillis is the span of an audit_time_buckets row (see the
+// migrations): ten minutes. Changing it needs the table rebuilt.
+const AuditBucketMillis = 10 * 60 * 1000
+
+// AuditBucket is the time bucket of a time in milliseconds since the
+// epoch.
+func AuditBucket(ms int64) int64 {
+	b := ms / AuditBucketMillis
+	if ms%AuditBucketMillis < 0 {
+		b-- // round down before the epoch too
+	}
+	return b
+}
+
+// AuditBucketSpans returns the buckets rows fall in, in the order they
+// first appear, with the least and greatest Seq of the rows in each.
+func AuditBucketSpans(rows []AuditRow) (buckets, mins, maxs []int64) {
+	index := make(map[int64]int)
+	for _, r := range rows {
+		b := AuditBucket(r.Time.UnixMilli())
+		i, ok := index[b]
+		if !ok {
+			i = len(buckets)
+			index[b] = i
+			buckets, mins, maxs = append(buckets, b), append(mins, r.Seq), append(maxs, r.Seq)
+		}
+		mins[i], maxs[i] = min(mins[i], r.Seq), max(maxs[i], r.Seq)
+	}
+	return buckets, mins, maxs
+}
+
+// CeilMillis is t in milliseconds since the epoch, rounded up. Stored
+// times are whole milliseconds, so time >= t holds from CeilMillis(t) on,
+// and time < t below it.
+func CeilMillis(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if time.UnixMilli(ms).Before(t) {
+		ms++
+	}
+	return ms
+}
+
+// SealAudit gives r its place in the chain (Seq, PrevHash, and its Time
+// as stored: UTC, whole milliseconds) and has seal fill Data and Hash, for
+// AppendAudit. The seal may not move the record: a changed ID, Seq or
+// PrevHash, or an empty Data or Hash, would break the chain, so they are
+// errors.
+func SealAudit(r *AuditRow, seq int64, prev string, seal func(*AuditRow, string) error) error {
+	id := r.ID
+	r.Seq, r.PrevHash, r.Time = seq, prev, r.Time.UTC().Truncate(time.Millisecond)
+	if err := seal(r, prev); err != nil {
+		return fmt.Errorf("sealing %q: %w", id, err)
+	}
+	switch {
+	case r.ID != id || r.Seq != seq || r.PrevHash != prev:
+		return fmt.Errorf("sealing %q: the seal changed the record's ID, Seq or PrevHash", id)
+	case r.Hash == "" || len(r.Data) == 0:
+		return fmt.Errorf("sealing %q: the seal left Data or Hash empty", id)
+	}
+	return nil
 }

@@ -14,45 +14,13 @@ import (
 
 var _ store.AuditStore = (*Store)(nil)
 
-// ListAudit's limits.
-const (
-	defaultAuditLimit = 100
-	maxAuditLimit     = 10000
-)
-
 // purgeChunk is how many records PurgeAudit deletes per transaction, so
 // that no transaction (and its WAL, and vacuum's work) grows without bound.
 const purgeChunk = 5000
 
-// bucketMillis is the span of an audit_time_buckets row (see the
-// migration): ten minutes. Changing it needs the table rebuilt.
-const bucketMillis = 10 * 60 * 1000
-
-// bucketOf is the bucket of a time in milliseconds since the epoch.
-func bucketOf(ms int64) int64 {
-	b := ms / bucketMillis
-	if ms%bucketMillis < 0 {
-		b-- // round down before the epoch too
-	}
-	return b
-}
-
-// bucketSpans returns the buckets rows fall in, in order, with the least
-// and greatest seq of the rows in each.
-func bucketSpans(rows []store.AuditRow) (buckets, mins, maxs []int64) {
-	index := make(map[int64]int)
-	for _, r := range rows {
-		b := bucketOf(r.Time.UnixMilli())
-		i, ok := index[b]
-		if !ok {
-			i = len(buckets)
-			index[b] = i
-			buckets, mins, maxs = append(buckets, b), append(mins, r.Seq), append(maxs, r.Seq)
-		}
-		mins[i], maxs[i] = min(mins[i], r.Seq), max(maxs[i], r.Seq)
-	}
-	return buckets, mins, maxs
-}
+// bucketMillis is the span of an audit_time_buckets row (the tests'
+// name for it).
+const bucketMillis = store.AuditBucketMillis
 
 // AppendAudit appends rows to the chain in one transaction. It first locks
 // the head row (SELECT … FOR UPDATE): appenders in every process queue
@@ -107,7 +75,7 @@ func (s *Store) AppendAudit(ctx context.Context, rows []store.AuditRow, seal fun
 			continue // stored before (a retry), or earlier in this batch
 		}
 		skip[r.ID] = true
-		if err := sealAudit(&r, head+1, hash, seal); err != nil {
+		if err := store.SealAudit(&r, head+1, hash, seal); err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		head, hash = r.Seq, r.Hash
@@ -139,7 +107,7 @@ func (s *Store) AppendAudit(ctx context.Context, rows []store.AuditRow, seal fun
 		column(out, func(r row) string { return r.Hash }))
 	// Whoever writes audit_time_buckets holds the head's lock: no two
 	// transactions lock its rows at once, in whatever order.
-	buckets, mins, maxs := bucketSpans(out)
+	buckets, mins, maxs := store.AuditBucketSpans(out)
 	b.Queue(`INSERT INTO audit_time_buckets (bucket, min_seq, max_seq)
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])
 		ON CONFLICT (bucket) DO UPDATE SET min_seq = least(audit_time_buckets.min_seq, excluded.min_seq),
@@ -162,25 +130,6 @@ func column[T any](rows []store.AuditRow, get func(store.AuditRow) T) []T {
 		out[i] = get(r)
 	}
 	return out
-}
-
-// sealAudit gives r its place in the chain (Seq, PrevHash, and its Time
-// as stored: UTC, whole milliseconds) and has seal fill Data and Hash. The
-// seal may not move the record: a changed ID, Seq or PrevHash, or an empty
-// Data or Hash, would break the chain, so they are errors.
-func sealAudit(r *store.AuditRow, seq int64, prev string, seal func(*store.AuditRow, string) error) error {
-	id := r.ID
-	r.Seq, r.PrevHash, r.Time = seq, prev, ts(r.Time)
-	if err := seal(r, prev); err != nil {
-		return fmt.Errorf("sealing %q: %w", id, err)
-	}
-	switch {
-	case r.ID != id || r.Seq != seq || r.PrevHash != prev:
-		return fmt.Errorf("sealing %q: the seal changed the record's ID, Seq or PrevHash", id)
-	case r.Hash == "" || len(r.Data) == 0:
-		return fmt.Errorf("sealing %q: the seal left Data or Hash empty", id)
-	}
-	return nil
 }
 
 // AuditHead returns the head as the last append left it; retention does
@@ -231,21 +180,21 @@ func auditQuery(f store.AuditFilter) (string, []any) {
 	// Stored times are whole milliseconds: time >= t holds from t rounded
 	// up, and so does time < t (as in the SQLite store).
 	if !f.Since.IsZero() {
-		add("time >= $%d", ceilMillis(f.Since))
+		add("time >= $%d", ceilTime(f.Since))
 	}
 	if !f.Until.IsZero() {
-		add("time < $%d", ceilMillis(f.Until))
+		add("time < $%d", ceilTime(f.Until))
 	}
 	// The records of a time range lie within the seqs of the buckets the
 	// range overlaps (none: no record, and NULL bounds match nothing).
 	if !f.Since.IsZero() || !f.Until.IsZero() {
 		var cond []string
 		if !f.Since.IsZero() {
-			args = append(args, bucketOf(ceilMillis(f.Since).UnixMilli()))
+			args = append(args, store.AuditBucket(store.CeilMillis(f.Since)))
 			cond = append(cond, fmt.Sprintf("bucket >= $%d", len(args)))
 		}
 		if !f.Until.IsZero() {
-			args = append(args, bucketOf(ceilMillis(f.Until).UnixMilli()-1))
+			args = append(args, store.AuditBucket(store.CeilMillis(f.Until)-1))
 			cond = append(cond, fmt.Sprintf("bucket <= $%d", len(args)))
 		}
 		c := strings.Join(cond, " AND ")
@@ -267,29 +216,14 @@ func auditQuery(f store.AuditFilter) (string, []any) {
 	} else {
 		q += ` ORDER BY seq`
 	}
-	args = append(args, auditLimit(f.Limit))
+	args = append(args, store.AuditLimit(f.Limit))
 	q += fmt.Sprintf(` LIMIT $%d`, len(args))
 	return q, args
 }
 
-// auditLimit is ListAudit's limit for a requested one.
-func auditLimit(n int) int {
-	switch {
-	case n <= 0:
-		return defaultAuditLimit
-	case n > maxAuditLimit:
-		return maxAuditLimit
-	}
-	return n
-}
-
-// ceilMillis is t rounded up to the millisecond, in UTC.
-func ceilMillis(t time.Time) time.Time {
-	ms := t.UnixMilli()
-	if time.UnixMilli(ms).Before(t) {
-		ms++
-	}
-	return time.UnixMilli(ms).UTC()
+// ceilTime is t rounded up to the millisecond, in UTC.
+func ceilTime(t time.Time) time.Time {
+	return time.UnixMilli(store.CeilMillis(t)).UTC()
 }
 
 // HasAuditID reports whether a record with this ID is stored.
@@ -325,7 +259,7 @@ func scanCheckpoint(row pgx.Row) (store.AuditCheckpoint, error) {
 func (s *Store) ListAuditCheckpoints(ctx context.Context, fromSeq int64, limit int) ([]store.AuditCheckpoint, error) {
 	return list(ctx, s, "listing audit checkpoints", scanCheckpoint,
 		`SELECT seq, key_id, hash, time, public_key, signature FROM audit_checkpoints
-		WHERE seq >= $1 ORDER BY seq, key_id LIMIT $2`, fromSeq, auditLimit(limit))
+		WHERE seq >= $1 ORDER BY seq, key_id LIMIT $2`, fromSeq, store.AuditLimit(limit))
 }
 
 // PurgeAudit deletes the records with Seq < beforeSeq and Time < olderThan,
@@ -342,7 +276,7 @@ func (s *Store) PurgeAudit(ctx context.Context, beforeSeq int64, olderThan time.
 					SELECT seq FROM audit_records WHERE seq > $1 AND seq < $2 AND time < $3 ORDER BY seq LIMIT $4)
 				RETURNING seq)
 			SELECT count(*), max(seq) FROM gone`,
-			after, beforeSeq, ceilMillis(olderThan), purgeChunk).Scan(&n, &last)
+			after, beforeSeq, ceilTime(olderThan), purgeChunk).Scan(&n, &last)
 		if err != nil {
 			return total, wrap(err, what)
 		}

@@ -13,45 +13,13 @@ import (
 
 var _ store.AuditStore = (*Store)(nil)
 
-// ListAudit's limits.
-const (
-	defaultAuditLimit = 100
-	maxAuditLimit     = 10000
-)
-
 // purgeChunk is how many records PurgeAudit deletes per transaction, so
 // that appenders wait for one chunk at most, not for the whole purge.
 const purgeChunk = 5000
 
-// bucketMillis is the span of an audit_time_buckets row (see the
-// migration): ten minutes. Changing it needs the table rebuilt.
-const bucketMillis = 10 * 60 * 1000
-
-// bucketOf is the bucket of a time in milliseconds since the epoch.
-func bucketOf(ms int64) int64 {
-	b := ms / bucketMillis
-	if ms%bucketMillis < 0 {
-		b-- // round down before the epoch too
-	}
-	return b
-}
-
-// seqSpan is the least and greatest seq of the records in a bucket.
-type seqSpan struct{ min, max int64 }
-
-// bucketSpans returns the buckets rows fall in and their seqs.
-func bucketSpans(rows []store.AuditRow) map[int64]seqSpan {
-	spans := make(map[int64]seqSpan)
-	for _, r := range rows {
-		b := bucketOf(r.Time.UnixMilli())
-		sp, ok := spans[b]
-		if !ok {
-			sp = seqSpan{r.Seq, r.Seq}
-		}
-		spans[b] = seqSpan{min(sp.min, r.Seq), max(sp.max, r.Seq)}
-	}
-	return spans
-}
+// bucketMillis is the span of an audit_time_buckets row (the tests'
+// name for it).
+const bucketMillis = store.AuditBucketMillis
 
 // AppendAudit appends rows to the chain. The transaction begins IMMEDIATE
 // (as every write transaction of the Store does), so it holds SQLite's
@@ -99,7 +67,7 @@ func (s *Store) AppendAudit(ctx context.Context, rows []store.AuditRow, seal fun
 			continue // earlier in this batch, or stored before
 		}
 		batch[r.ID] = true
-		if err := sealAudit(&r, head+1, hash, seal); err != nil {
+		if err := store.SealAudit(&r, head+1, hash, seal); err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		if _, err := insert.ExecContext(ctx, r.Seq, r.ID, millis(r.Time), r.Kind, r.Action, r.ActorID,
@@ -112,10 +80,11 @@ func (s *Store) AppendAudit(ctx context.Context, rows []store.AuditRow, seal fun
 	if len(out) == 0 {
 		return out, nil
 	}
-	for b, sp := range bucketSpans(out) {
+	buckets, mins, maxs := store.AuditBucketSpans(out)
+	for i, b := range buckets {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_time_buckets (bucket, min_seq, max_seq) VALUES (?, ?, ?)
 			ON CONFLICT (bucket) DO UPDATE SET min_seq = min(min_seq, excluded.min_seq), max_seq = max(max_seq, excluded.max_seq)`,
-			b, sp.min, sp.max); err != nil {
+			b, mins[i], maxs[i]); err != nil {
 			return nil, wrap(err, what+": widening a time bucket")
 		}
 	}
@@ -159,25 +128,6 @@ func storedAuditIDs(ctx context.Context, tx *sql.Tx, rows []store.AuditRow) (map
 		}
 	}
 	return stored, nil
-}
-
-// sealAudit gives r its place in the chain (Seq, PrevHash, and its Time
-// as stored: UTC, whole milliseconds) and has seal fill Data and Hash. The
-// seal may not move the record: a changed ID, Seq or PrevHash, or an empty
-// Data or Hash, would break the chain, so they are errors.
-func sealAudit(r *store.AuditRow, seq int64, prev string, seal func(*store.AuditRow, string) error) error {
-	id := r.ID
-	r.Seq, r.PrevHash, r.Time = seq, prev, r.Time.UTC().Truncate(time.Millisecond)
-	if err := seal(r, prev); err != nil {
-		return fmt.Errorf("sealing %q: %w", id, err)
-	}
-	switch {
-	case r.ID != id || r.Seq != seq || r.PrevHash != prev:
-		return fmt.Errorf("sealing %q: the seal changed the record's ID, Seq or PrevHash", id)
-	case r.Hash == "" || len(r.Data) == 0:
-		return fmt.Errorf("sealing %q: the seal left Data or Hash empty", id)
-	}
-	return nil
 }
 
 // AuditHead returns the head as the last append left it; retention does
@@ -248,10 +198,10 @@ func auditQuery(f store.AuditFilter) (string, []any) {
 	// Stored times are whole milliseconds: time >= t holds from t rounded
 	// up, and so does time < t.
 	if !f.Since.IsZero() {
-		where, args = append(where, "time >= ?"), append(args, ceilMillis(f.Since))
+		where, args = append(where, "time >= ?"), append(args, store.CeilMillis(f.Since))
 	}
 	if !f.Until.IsZero() {
-		where, args = append(where, "time < ?"), append(args, ceilMillis(f.Until))
+		where, args = append(where, "time < ?"), append(args, store.CeilMillis(f.Until))
 	}
 	// The records of a time range lie within the seqs of the buckets the
 	// range overlaps (none: no record, and NULL bounds match nothing).
@@ -259,10 +209,10 @@ func auditQuery(f store.AuditFilter) (string, []any) {
 		var cond []string
 		var bounds []any
 		if !f.Since.IsZero() {
-			cond, bounds = append(cond, "bucket >= ?"), append(bounds, bucketOf(ceilMillis(f.Since)))
+			cond, bounds = append(cond, "bucket >= ?"), append(bounds, store.AuditBucket(store.CeilMillis(f.Since)))
 		}
 		if !f.Until.IsZero() {
-			cond, bounds = append(cond, "bucket <= ?"), append(bounds, bucketOf(ceilMillis(f.Until)-1))
+			cond, bounds = append(cond, "bucket <= ?"), append(bounds, store.AuditBucket(store.CeilMillis(f.Until)-1))
 		}
 		c := strings.Join(cond, " AND ")
 		where = append(where, "seq >= (SELECT min(min_seq) FROM audit_time_buckets WHERE "+c+")",
@@ -284,27 +234,7 @@ func auditQuery(f store.AuditFilter) (string, []any) {
 	} else {
 		q += ` ORDER BY seq LIMIT ?`
 	}
-	return q, append(args, auditLimit(f.Limit))
-}
-
-// auditLimit is ListAudit's limit for a requested one.
-func auditLimit(n int) int {
-	switch {
-	case n <= 0:
-		return defaultAuditLimit
-	case n > maxAuditLimit:
-		return maxAuditLimit
-	}
-	return n
-}
-
-// ceilMillis is t in milliseconds since the epoch, rounded up.
-func ceilMillis(t time.Time) int64 {
-	ms := t.UnixMilli()
-	if time.UnixMilli(ms).Before(t) {
-		ms++
-	}
-	return ms
+	return q, append(args, store.AuditLimit(f.Limit))
 }
 
 // HasAuditID reports whether a record with this ID is stored.
@@ -336,7 +266,7 @@ func (s *Store) AddAuditCheckpoint(ctx context.Context, c store.AuditCheckpoint)
 func (s *Store) ListAuditCheckpoints(ctx context.Context, fromSeq int64, limit int) ([]store.AuditCheckpoint, error) {
 	const what = "listing audit checkpoints"
 	rows, err := s.r.QueryContext(ctx, `SELECT seq, key_id, hash, time, public_key, signature FROM audit_checkpoints
-		WHERE seq >= ? ORDER BY seq, key_id LIMIT ?`, fromSeq, auditLimit(limit))
+		WHERE seq >= ? ORDER BY seq, key_id LIMIT ?`, fromSeq, store.AuditLimit(limit))
 	if err != nil {
 		return nil, wrap(err, what)
 	}
@@ -361,7 +291,7 @@ func (s *Store) PurgeAudit(ctx context.Context, beforeSeq int64, olderThan time.
 	for {
 		rows, err := s.w.QueryContext(ctx, `DELETE FROM audit_records WHERE seq IN (
 			SELECT seq FROM audit_records WHERE seq > ? AND seq < ? AND time < ? ORDER BY seq LIMIT ?)
-			RETURNING seq`, after, beforeSeq, ceilMillis(olderThan), purgeChunk)
+			RETURNING seq`, after, beforeSeq, store.CeilMillis(olderThan), purgeChunk)
 		if err != nil {
 			return total, wrap(err, what)
 		}
