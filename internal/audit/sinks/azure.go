@@ -144,7 +144,7 @@ func NewAzure(cfg AzureConfig) (*AzureMonitor, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultAzureTimeout
 	}
-	tc, err := sinkTLSConfig(cfg.CAFile, "", "", "")
+	tc, err := TLSFiles{CAFile: cfg.CAFile}.load()
 	if err != nil {
 		return nil, errf("%w", err)
 	}

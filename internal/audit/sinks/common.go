@@ -303,20 +303,24 @@ func ocsfMessage(r audit.Record) string {
 	return b.String()
 }
 
-func ocsfActor(r audit.Record) map[string]any {
-	a := r.Actor
-	user := map[string]any{"uid": a.ID}
+// ocsfActorName is actor.user.name: the agent's name for an agent, the
+// user's for others, else the actor's ID, else its kind, else "unknown".
+func ocsfActorName(a audit.Actor) string {
 	name := a.User
 	if a.Kind == "agent" {
 		name = a.AgentName
 	}
-	for _, n := range []string{name, a.ID, a.Kind, "unknown"} {
+	for _, n := range []string{name, a.ID, a.Kind} {
 		if n != "" {
-			name = n
-			break
+			return n
 		}
 	}
-	user["name"] = name
+	return "unknown"
+}
+
+func ocsfActor(r audit.Record) map[string]any {
+	a := r.Actor
+	user := map[string]any{"uid": a.ID, "name": ocsfActorName(a)}
 	switch a.Kind {
 	case "user":
 		user["type"], user["type_id"] = "User", ocsfUserTypeUser

@@ -172,9 +172,9 @@ func NewKafka(cfg KafkaConfig) (*Kafka, error) {
 	}
 
 	if cfg.TLS != nil {
-		tc, err := cfg.TLS.load("tls")
+		tc, err := cfg.TLS.load()
 		if err != nil {
-			return nil, errf("%w", err)
+			return nil, errf("tls: %w", err)
 		}
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}

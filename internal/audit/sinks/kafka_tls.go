@@ -3,13 +3,15 @@ package sinks
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 )
 
 // TLSFiles configures the client side of a TLS connection for the Kafka,
-// S3 and OTLP sinks: a private CA, a client certificate for mutual TLS, or
-// both. The zero value means the system roots and no client certificate.
+// S3 and OTLP sinks (the HTTP and syslog sinks have its fields in their
+// own config): a private CA, a client certificate for mutual TLS, or both.
+// The zero value means the system roots and no client certificate.
 type TLSFiles struct {
 	// CAFile is a PEM bundle of CAs trusted in place of the system roots.
 	CAFile string
@@ -23,21 +25,11 @@ type TLSFiles struct {
 	InsecureSkipVerify bool
 }
 
-// isZero reports whether nothing was configured.
-func (t TLSFiles) isZero() bool { return t == TLSFiles{} }
-
-// validate checks the fields without reading the files.
-func (t TLSFiles) validate(field string) error {
+// load builds the tls.Config: TLS 1.2 or later, with the CA and client
+// certificate if any. Errors name the files, never their contents.
+func (t TLSFiles) load() (*tls.Config, error) {
 	if (t.CertFile == "") != (t.KeyFile == "") {
-		return fmt.Errorf("%s: cert_file and key_file must be set together", field)
-	}
-	return nil
-}
-
-// load builds the tls.Config. Errors name the file, never its contents.
-func (t TLSFiles) load(field string) (*tls.Config, error) {
-	if err := t.validate(field); err != nil {
-		return nil, err
+		return nil, errors.New("cert_file and key_file must be set together")
 	}
 	c := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
@@ -47,11 +39,11 @@ func (t TLSFiles) load(field string) (*tls.Config, error) {
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("%s: reading ca_file: %w", field, err)
+			return nil, fmt.Errorf("reading ca_file: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: ca_file %s holds no PEM certificate", field, t.CAFile)
+			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", t.CAFile)
 		}
 		c.RootCAs = pool
 	}
@@ -59,7 +51,7 @@ func (t TLSFiles) load(field string) (*tls.Config, error) {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
 			// LoadX509KeyPair's errors name files, never key material.
-			return nil, fmt.Errorf("%s: loading cert_file/key_file: %w", field, err)
+			return nil, fmt.Errorf("loading cert_file/key_file: %w", err)
 		}
 		c.Certificates = []tls.Certificate{cert}
 	}

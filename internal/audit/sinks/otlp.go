@@ -168,9 +168,9 @@ func NewOTLP(cfg OTLPConfig) (*OTLP, error) {
 
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	if cfg.TLS != nil {
-		tc, err := cfg.TLS.load("tls")
+		tc, err := cfg.TLS.load()
 		if err != nil {
-			return nil, errf("%w", err)
+			return nil, errf("tls: %w", err)
 		}
 		transport.TLSClientConfig = tc
 	}

@@ -190,9 +190,9 @@ func NewS3(cfg S3Config) (*S3, error) {
 		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second }).
 		WithTransportOptions(func(t *http.Transport) { sink.transport.Store(t) })
 	if cfg.TLS != nil {
-		tc, err := cfg.TLS.load("tls")
+		tc, err := cfg.TLS.load()
 		if err != nil {
-			return nil, errf("%w", err)
+			return nil, errf("tls: %w", err)
 		}
 		// The SDK adds the certificates of AWS_CA_BUNDLE, when set, to
 		// these roots.

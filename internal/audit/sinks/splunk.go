@@ -115,7 +115,7 @@ func NewSplunk(cfg SplunkConfig) (*Splunk, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = defaultSinkTimeout
 	}
-	tc, err := sinkTLSConfig(cfg.CAFile, "", "", "")
+	tc, err := TLSFiles{CAFile: cfg.CAFile}.load()
 	if err != nil {
 		return nil, errf("%w", err)
 	}

@@ -153,7 +153,7 @@ func NewSyslog(cfg SyslogConfig) (*Syslog, error) {
 		if cfg.ServerName == "" {
 			cfg.ServerName = host
 		}
-		s.tls, err = sinkTLSConfig(cfg.CAFile, cfg.CertFile, cfg.KeyFile, cfg.ServerName)
+		s.tls, err = TLSFiles{CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, ServerName: cfg.ServerName}.load()
 		if err != nil {
 			return nil, errf("%w", err)
 		}
@@ -450,10 +450,7 @@ func CEF(r audit.Record) string {
 	kv("reason", r.Outcome.Reason)
 	kv("msg", r.Outcome.Error)
 	kv("suid", r.Actor.ID)
-	if u, ok := ocsfActor(r)["user"].(map[string]any); ok {
-		name, _ := u["name"].(string)
-		kv("suser", name)
-	}
+	kv("suser", ocsfActorName(r.Actor))
 	if net.ParseIP(r.Actor.Source) != nil {
 		kv("src", r.Actor.Source)
 	}
@@ -490,8 +487,12 @@ func CEF(r audit.Record) string {
 // cefHeader escapes a CEF header field: "\" and "|" get a backslash;
 // line breaks, not allowed in the header, become spaces.
 func cefHeader(s string) string {
+	s = cefCut(s)
+	if !strings.ContainsAny(s, "\\|\r\n") && utf8.ValidString(s) {
+		return s // the common case: nothing to escape or replace
+	}
 	var b strings.Builder
-	for _, c := range cefCut(s) {
+	for _, c := range s {
 		switch c {
 		case '\\', '|':
 			b.WriteByte('\\')
@@ -509,8 +510,12 @@ func cefHeader(s string) string {
 // line breaks become the two characters \n (or \r). "|" needs no escape
 // in the extension.
 func cefValue(s string) string {
+	s = cefCut(s)
+	if !strings.ContainsAny(s, "\\=\r\n") && utf8.ValidString(s) {
+		return s // the common case: nothing to escape or replace
+	}
 	var b strings.Builder
-	s = strings.ReplaceAll(cefCut(s), "\r\n", "\n")
+	s = strings.ReplaceAll(s, "\r\n", "\n")
 	for _, c := range s {
 		switch c {
 		case '\\', '=':

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -22,36 +20,6 @@ import (
 // defaultSinkTimeout bounds one request (or one connection and write) of
 // the HTTP and syslog sinks when their config leaves Timeout zero.
 const defaultSinkTimeout = 10 * time.Second
-
-// sinkTLSConfig builds a client TLS config: TLS 1.2 or later, the CA
-// file's certificates in place of the system roots when caFile is set, a
-// client certificate when certFile and keyFile are. Errors name the files,
-// never their contents.
-func sinkTLSConfig(caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", caFile)
-		}
-		c.RootCAs = pool
-	}
-	if (certFile == "") != (keyFile == "") {
-		return nil, errors.New("cert_file and key_file must be set together")
-	}
-	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("cert_file/key_file: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
-}
 
 // sinkHTTPClient is the client of an HTTP sink: its own transport, the
 // given TLS config, a timeout per request, and no redirects (a 3xx is an

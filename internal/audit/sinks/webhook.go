@@ -84,7 +84,7 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = defaultSinkTimeout
 	}
-	tc, err := sinkTLSConfig(cfg.CAFile, "", "", "")
+	tc, err := TLSFiles{CAFile: cfg.CAFile}.load()
 	if err != nil {
 		return nil, errf("%w", err)
 	}
