@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strings"
@@ -141,18 +142,29 @@ func set(f reflect.Value, val any, path string) error {
 		}
 		f.SetBool(b)
 	case reflect.Int, reflect.Int64, reflect.Int32:
-		switch n := val.(type) {
+		var n int64
+		switch x := val.(type) {
 		case int:
-			f.SetInt(int64(n))
+			n = int64(x)
 		case int64:
-			f.SetInt(n)
+			n = x
 		case uint64:
-			f.SetInt(int64(n))
-		case float64:
-			f.SetInt(int64(n))
+			if x > math.MaxInt64 {
+				return bad("a whole number in range")
+			}
+			n = int64(x)
+		case float64: // a whole number only: 1.5 bytes is a typo, not 1
+			if x != math.Trunc(x) || x < math.MinInt64 || x >= math.MaxInt64 {
+				return bad("a whole number in range")
+			}
+			n = int64(x)
 		default:
 			return bad("a number")
 		}
+		if f.OverflowInt(n) {
+			return bad("a whole number in range")
+		}
+		f.SetInt(n)
 	case reflect.Slice:
 		list, ok := val.([]any)
 		if !ok || f.Type().Elem().Kind() != reflect.String {

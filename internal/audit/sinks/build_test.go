@@ -19,6 +19,9 @@ func TestBuild(t *testing.T) {
 		{"kafka", map[string]any{"brokers": []any{"127.0.0.1:9092"}, "topic": "audit", "tls": map[string]any{"ca_file": "x"}}, ""},
 		{"file", map[string]any{"path": "x", "bogus": 1}, `unknown field "bogus"`},
 		{"webhook", map[string]any{"url": "https://x", "timeout": 5}, "duration"},
+		{"file", map[string]any{"path": "x", "max_files": 2.5}, "settings.max_files: want a whole number"},
+		{"file", map[string]any{"path": "x", "max_bytes": uint64(1 << 63)}, "settings.max_bytes: want a whole number"},
+		{"splunk_hec", map[string]any{"url": "https://x", "max_batch_bytes": 1e30}, "settings.max_batch_bytes: want a whole number"},
 		{"nope", nil, "unknown sink type"},
 	}
 	for _, c := range cases {
