@@ -2,9 +2,6 @@ package sinks
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,16 +11,8 @@ import (
 
 	"gatehouse/internal/audit"
 	"gatehouse/internal/config"
+	"gatehouse/internal/webhooksig"
 )
-
-// Webhook headers.
-const (
-	WebhookSignatureHeader = "X-Gatehouse-Signature"
-	WebhookTimestampHeader = "X-Gatehouse-Timestamp"
-)
-
-// minWebhookSecret is the shortest HMAC key accepted.
-const minWebhookSecret = 16
 
 // WebhookConfig configures the webhook sink.
 type WebhookConfig struct {
@@ -75,8 +64,8 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	if err != nil {
 		return nil, errf("%w", err)
 	}
-	if len(cfg.Secret) < minWebhookSecret {
-		return nil, errf("secret must be at least %d bytes (use 32 random bytes)", minWebhookSecret)
+	if len(cfg.Secret) < webhooksig.MinKey {
+		return nil, errf("secret must be at least %d bytes (use 32 random bytes)", webhooksig.MinKey)
 	}
 	if cfg.Timeout < 0 {
 		return nil, errf("timeout must not be negative")
@@ -102,15 +91,6 @@ func (w *Webhook) Name() string { return w.name }
 // Format shows the sink's name and URL (without query), whatever the verb.
 func (w *Webhook) Format(f fmt.State, _ rune) { formatSink(f, "webhook", w.name, w.url) }
 
-// webhookSign computes the X-Gatehouse-Signature value.
-func webhookSign(secret []byte, timestamp string, body []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(timestamp))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
-
 // Send POSTs the batch.
 func (w *Webhook) Send(ctx context.Context, recs []audit.Record) error {
 	if len(recs) == 0 {
@@ -124,9 +104,9 @@ func (w *Webhook) Send(ctx context.Context, recs []audit.Record) error {
 	}
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	hdr := http.Header{
-		"Content-Type":         {"application/json"},
-		WebhookTimestampHeader: {ts},
-		WebhookSignatureHeader: {webhookSign([]byte(w.secret()), ts, body)},
+		"Content-Type":             {"application/json"},
+		webhooksig.TimestampHeader: {ts},
+		webhooksig.SignatureHeader: {webhooksig.Sign([]byte(w.secret()), ts, body)},
 	}
 	status, rb, err := sinkPost(ctx, w.client, w.url, hdr, body)
 	if err != nil {

@@ -29,7 +29,7 @@
 // A receiver recomputes the HMAC over the timestamp header, a dot and the
 // raw body, compares in constant time and rejects timestamps more than a
 // few minutes from its clock, so a captured request cannot be replayed
-// ([VerifyWebhook] does this in Go). It answers 200 with
+// ([webhooksig.Verify] does this in Go). It answers 200 with
 //
 //	{"action":"allow|deny|mutate", "reason":"…", "json":{…}, "text":"…",
 //	 "findings":[{"category":"pii","type":"email","start":0,"end":10,"confidence":"high"}]}

@@ -2,9 +2,6 @@ package guardrail
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,17 +11,8 @@ import (
 	"time"
 
 	"gatehouse/internal/inspect"
+	"gatehouse/internal/webhooksig"
 )
-
-// Webhook headers.
-const (
-	WebhookSignatureHeader = "X-Gatehouse-Signature"
-	WebhookTimestampHeader = "X-Gatehouse-Timestamp"
-)
-
-// MinWebhookKey is the shortest HMAC key accepted (32 random bytes are
-// recommended).
-const MinWebhookKey = 16
 
 // WebhookOptions configure the generic HTTP guardrail (the contract is in
 // the package documentation).
@@ -33,7 +21,7 @@ type WebhookOptions struct {
 	Name string
 	// URL receives the POSTs (http or https).
 	URL string
-	// Key is the HMAC-SHA256 signing key, at least MinWebhookKey bytes.
+	// Key is the HMAC-SHA256 signing key, at least webhooksig.MinKey bytes.
 	Key string
 	// BearerToken, when set, is sent as "Authorization: Bearer <token>".
 	BearerToken string
@@ -68,8 +56,8 @@ func NewWebhook(o WebhookOptions) (*Webhook, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		return nil, errf("url: want http(s)://host/path without credentials")
 	}
-	if len(o.Key) < MinWebhookKey {
-		return nil, errf("key must be at least %d bytes (use 32 random bytes)", MinWebhookKey)
+	if len(o.Key) < webhooksig.MinKey {
+		return nil, errf("key must be at least %d bytes (use 32 random bytes)", webhooksig.MinKey)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -120,8 +108,8 @@ func (w *Webhook) Check(ctx context.Context, r *Request) (Verdict, error) {
 	}
 	ts := strconv.FormatInt(w.now().Unix(), 10)
 	hdr := http.Header{
-		WebhookTimestampHeader: {ts},
-		WebhookSignatureHeader: {SignWebhook(w.key, ts, body)},
+		webhooksig.TimestampHeader: {ts},
+		webhooksig.SignatureHeader: {webhooksig.Sign(w.key, ts, body)},
 	}
 	if w.bearer != "" {
 		hdr.Set("Authorization", "Bearer "+w.bearer)
@@ -157,31 +145,4 @@ func parseWebhookResponse(b []byte) (Verdict, error) {
 		}
 	}
 	return v, nil
-}
-
-// SignWebhook returns the X-Gatehouse-Signature value for a body sent at
-// timestamp (unix seconds, as sent in X-Gatehouse-Timestamp).
-func SignWebhook(key []byte, timestamp string, body []byte) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(timestamp))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
-
-// VerifyWebhook checks a webhook request's signature and that its
-// timestamp is within maxSkew of now: what a receiver written in Go does
-// before trusting a request.
-func VerifyWebhook(key []byte, timestamp, signature string, body []byte, now time.Time, maxSkew time.Duration) error {
-	sec, err := strconv.ParseInt(timestamp, 10, 64)
-	if err != nil {
-		return errors.New("webhook: bad timestamp")
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > maxSkew || d < -maxSkew {
-		return errors.New("webhook: timestamp outside the allowed skew")
-	}
-	if !hmac.Equal([]byte(signature), []byte(SignWebhook(key, timestamp, body))) {
-		return errors.New("webhook: bad signature")
-	}
-	return nil
 }
