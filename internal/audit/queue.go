@@ -22,11 +22,11 @@ var ErrQueueFull = errors.New("the audit queue is full")
 
 // Queue is the durable local queue records go through before the store:
 // append-only segment files in a directory. Append returns once the
-// record is written to the file (one write for every record that arrived
-// meanwhile: group commit), so a record survives the gateway being killed
-// (kill -9) the moment after; with Sync, it is also fsynced and survives
-// the machine losing power. The committer reads segments in order and
-// records how far it got in a position file.
+// record is written to the file, so a record survives the gateway being
+// killed (kill -9) the moment after; with Sync, it is also fsynced (one
+// write and fsync for every record that arrived meanwhile: group commit)
+// and survives the machine losing power. The committer reads segments in
+// order and records how far it got in a position file.
 type Queue struct {
 	dir      string
 	sync     bool
@@ -98,7 +98,9 @@ func OpenQueue(dir string, o QueueOptions) (*Queue, error) {
 	if err := q.rotate(); err != nil {
 		return nil, err
 	}
-	go q.writer()
+	if q.sync {
+		go q.writer() // group commit: one fsync for every record waiting
+	}
 	return q, nil
 }
 
@@ -240,8 +242,10 @@ func (q *Queue) Close() error {
 	}
 	q.closed = true
 	q.mu.Unlock()
-	close(q.kick)
-	<-q.done
+	if q.sync {
+		close(q.kick)
+		<-q.done
+	}
 	return q.seg.Close()
 }
 

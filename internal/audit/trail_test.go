@@ -164,44 +164,57 @@ func TestTrailChainAndTamper(t *testing.T) {
 }
 
 // A record in the queue survives the process stopping before the
-// committer ran: the next trail commits it, once.
+// committer ran: the next trail commits it, once. Both write modes: a
+// plain write in the caller, and fsync with concurrent callers sharing
+// writes (group commit).
 func TestQueueSurvivesRestart(t *testing.T) {
-	st := openStore(t)
-	dir := t.TempDir()
-	q, err := OpenQueue(dir, QueueOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := New(Options{Queue: q, Store: st})
-	for i := 0; i < 30; i++ {
-		if err := tr.Log(sample(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	q.Close() // no commit: as if killed
-	// A torn record at the end of the old segment, as a crash mid-write
-	// leaves it: it was never acknowledged, and must be skipped.
-	segs, _ := filepath.Glob(filepath.Join(dir, "segment-*.jsonl"))
-	f, _ := os.OpenFile(segs[len(segs)-1], os.O_APPEND|os.O_WRONLY, 0)
-	_, _ = f.WriteString(`{"id":"aud_torn","kind":"mcp.req`)
-	f.Close()
+	for _, fsync := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fsync=%v", fsync), func(t *testing.T) {
+			st := openStore(t)
+			dir := t.TempDir()
+			q, err := OpenQueue(dir, QueueOptions{Sync: fsync})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := New(Options{Queue: q, Store: st})
+			var wg sync.WaitGroup
+			for i := 0; i < 30; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := tr.Log(sample(i)); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			q.Close() // no commit: as if killed
+			// A torn record at the end of the old segment, as a crash
+			// mid-write leaves it: it was never acknowledged, and must be
+			// skipped.
+			segs, _ := filepath.Glob(filepath.Join(dir, "segment-*.jsonl"))
+			f, _ := os.OpenFile(segs[len(segs)-1], os.O_APPEND|os.O_WRONLY, 0)
+			_, _ = f.WriteString(`{"id":"aud_torn","kind":"mcp.req`)
+			f.Close()
 
-	tr2 := newTrail(t, st, dir)
-	if err := tr2.Log(sample(99)); err != nil {
-		t.Fatal(err)
-	}
-	if err := tr2.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := tr2.Flush(context.Background()); err != nil { // idempotent
-		t.Fatal(err)
-	}
-	v, p := verifyStore(t, st)
-	if p != nil || v.Records != 31 {
-		t.Fatalf("verify: %v, %d records (want 31)", p, v.Records)
-	}
-	if n := tr2.Queue().Backlog(); n != 0 {
-		t.Fatalf("backlog %d after commit", n)
+			tr2 := newTrail(t, st, dir)
+			if err := tr2.Log(sample(99)); err != nil {
+				t.Fatal(err)
+			}
+			if err := tr2.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := tr2.Flush(context.Background()); err != nil { // idempotent
+				t.Fatal(err)
+			}
+			v, p := verifyStore(t, st)
+			if p != nil || v.Records != 31 {
+				t.Fatalf("verify: %v, %d records (want 31)", p, v.Records)
+			}
+			if n := tr2.Queue().Backlog(); n != 0 {
+				t.Fatalf("backlog %d after commit", n)
+			}
+		})
 	}
 }
 
