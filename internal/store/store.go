@@ -121,6 +121,35 @@ type Store interface {
 	// single-use); ErrUsed when it is not approved, already used, or expired.
 	ConsumeApproval(ctx context.Context, id string, now time.Time) (Approval, error)
 
+	// Tool pins: the approved definition of each upstream tool, and the
+	// latest definition waiting for approval (a changed one, or a new one
+	// when new tools need approval). See internal/inspect/pin.
+	//
+	// PinTool stores p as the approved definition of (p.Upstream, p.Tool)
+	// only when that tool has none yet; ErrConflict when it has one (a
+	// replica pinned it first: read it back).
+	PinTool(ctx context.Context, p ToolPin) error
+	// GetToolPin returns the approved definition; ErrNotFound when none.
+	GetToolPin(ctx context.Context, upstream, tool string) (ToolPin, error)
+	// ListToolPins returns the approved definitions of upstream's tools
+	// (every upstream's when upstream is ""), by upstream then tool.
+	ListToolPins(ctx context.Context, upstream string) ([]ToolPin, error)
+	// RecordPendingTool stores p as the definition of (p.Upstream, p.Tool)
+	// waiting for approval, replacing an earlier one with another hash
+	// (then FirstSeen is p's) or updating LastSeen of the same one.
+	RecordPendingTool(ctx context.Context, p PendingTool) error
+	// ListPendingTools returns the definitions waiting for approval
+	// (every upstream's when upstream is ""), by upstream then tool.
+	ListPendingTools(ctx context.Context, upstream string) ([]PendingTool, error)
+	// ApproveTool makes the pending definition of (upstream, tool) with
+	// the given hash the approved one, atomically: it replaces the pin and
+	// removes the pending entry. ErrNotFound when no pending definition
+	// has that hash (it changed again, or was approved already).
+	ApproveTool(ctx context.Context, upstream, tool, hash, by string, at time.Time) (ToolPin, error)
+	// DeleteToolPin forgets the approved and pending definitions of
+	// (upstream, tool); ErrNotFound when there were none.
+	DeleteToolPin(ctx context.Context, upstream, tool string) error
+
 	// Changes publishes a change to every process using this store
 	// (PostgreSQL: LISTEN/NOTIFY; SQLite: in-process only) and Subscribe
 	// delivers them, including this process's own, until ctx ends. A
@@ -134,7 +163,7 @@ type Store interface {
 
 // Change names a record that changed, so caches can drop it.
 type Change struct {
-	Kind string `json:"kind"` // agent, credential, signing_key, secret, user, team, client, grant, approval, resync
+	Kind string `json:"kind"` // agent, credential, signing_key, secret, user, team, client, grant, approval, tool_pin, resync
 	ID   string `json:"id"`   // the record's id, name or prefix
 }
 
@@ -342,4 +371,27 @@ type ApprovalFilter struct {
 	Status    string
 	Principal string
 	Limit     int // 0: 100
+}
+
+// ToolPin is the approved definition of one upstream tool, in the
+// canonical form of pin.Fingerprint.
+type ToolPin struct {
+	Upstream   string // the upstream's name in configuration
+	Tool       string // the tool's name as the upstream lists it
+	Hash       string // hex SHA-256 of Canonical
+	Canonical  json.RawMessage
+	ApprovedBy string // "first-use" when pinned on first sight, else the operator
+	ApprovedAt time.Time
+}
+
+// PendingTool is a tool definition waiting for an operator's approval:
+// one that differs from its pin, or a new tool when new tools need
+// approval.
+type PendingTool struct {
+	Upstream  string
+	Tool      string
+	Hash      string
+	Canonical json.RawMessage
+	FirstSeen time.Time
+	LastSeen  time.Time
 }

@@ -80,6 +80,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ApprovalFind", testApprovalFind},
 		{"ApprovalConsume", testApprovalConsume},
 		{"ApprovalConsumeRace", testApprovalConsumeRace},
+		{"ToolPins", toolPinTests(open)},
 		{"Times", testTimes},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"Changes", testChanges},
