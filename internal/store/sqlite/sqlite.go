@@ -122,11 +122,32 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxIdleConns(readers)
 
 	s := &Store{w: w, r: r, hub: feed.New(0)}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrateRetrying(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", abs, err)
 	}
 	return s, nil
+}
+
+// migrateRetrying is migrate, tried again while the file is busy for
+// longer than the busy handler covers: when several processes open a new
+// file at once, one converting it to WAL mode makes the others' first
+// statements fail with SQLITE_BUSY without waiting (seen about once in 30
+// concurrent opens). Other errors are returned at once.
+func (s *Store) migrateRetrying(ctx context.Context) error {
+	deadline := time.Now().Add(busyTimeout)
+	for {
+		err := s.migrate(ctx)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // migrate applies the pending migrations in one IMMEDIATE transaction: it
