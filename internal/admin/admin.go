@@ -2,8 +2,9 @@
 // agents and their credentials, emergency team rotation, local users, the
 // vault's entries (never their values), signing-key rotation,
 // least-privilege policy (time-bounded grants, approvals of held calls,
-// explanations of decisions), and the audit trail (records, signed
-// checkpoints, the chain's head). The management commands of the gatehouse
+// explanations of decisions), the audit trail (records, signed
+// checkpoints, the chain's head), and tool pins (approved tool definitions,
+// changed ones waiting for review). The management commands of the gatehouse
 // CLI are its client, so they work against any replica.
 //
 // Admin calls authenticate with their own bearer token, compared in

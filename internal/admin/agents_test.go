@@ -59,7 +59,14 @@ func TestRotateWithOverlap(t *testing.T) {
 		t.Fatalf("after rotating with 24h overlap: %d active secrets, want 2: %+v", n, a.Credentials)
 	}
 	// The old secret now ends within the overlap, and the listing says so.
-	old := a.Credentials[0]
+	// (Found by prefix: both may have been created in the same
+	// millisecond, and then the listing's order is the ids'.)
+	var old admin.Credential
+	for _, cr := range a.Credentials {
+		if strings.HasPrefix(first.ClientSecret, cr.Prefix) {
+			old = cr
+		}
+	}
 	if old.ExpiresAt == nil || time.Until(*old.ExpiresAt) > 24*time.Hour || !strings.Contains(strings.Join(a.Warnings, "\n"), old.Prefix) {
 		t.Errorf("old secret %+v, warnings %q", old, a.Warnings)
 	}

@@ -95,7 +95,7 @@ func (a *API) openAPIDocument() ([]byte, error) {
 		"info": map[string]any{
 			"title":   "Gatehouse admin API",
 			"version": "1",
-			"description": "Manages agents and their credentials, local users, the vault, signing keys and least-privilege policy (time-bounded grants, approvals of held calls, explanations of decisions) of a Gatehouse gateway. " +
+			"description": "Manages agents and their credentials, local users, the vault, signing keys and least-privilege policy (time-bounded grants, approvals of held calls, explanations of decisions), the audit trail and tool pins (approved tool definitions, changed ones waiting for review) of a Gatehouse gateway. " +
 				"Every request needs the admin token (Authorization: Bearer …), a credential separate from agents' credentials. " +
 				"Request bodies are JSON of at most 64 KiB; unknown fields are refused. Secrets are returned once, when created.",
 		},

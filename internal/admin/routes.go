@@ -253,6 +253,35 @@ func (a *API) routeTable() []route {
 			response:    AuditHead{}, errors: []int{http.StatusBadRequest, http.StatusNotFound},
 		},
 		{
+			method: http.MethodGet, path: "/admin/v1/tools", handle: a.listTools, status: http.StatusOK,
+			summary:     "List pinned and pending tool definitions",
+			description: "Every upstream tool with a pinned (approved) definition or a definition waiting for approval, by upstream then tool: pinned (nothing waiting), changed (its definition changed since it was pinned: quarantined until approved; with the change's class) or new (waiting for approval, no pin yet).",
+			query: []queryParam{
+				{"upstream", "Only the tools of this upstream."},
+				{"status", "Only tools with this status: pinned, changed or new (default: all)."},
+			},
+			response: []Tool{}, errors: []int{http.StatusBadRequest},
+		},
+		{
+			method: http.MethodGet, path: "/admin/v1/tools/{upstream}/{tool}", handle: a.getTool, status: http.StatusOK,
+			summary:     "Show a tool's definitions and what changed",
+			description: "The pinned and the pending definition in canonical form and, for a changed tool, the field-level changes with their classes and the same rendered as text.",
+			pathDocs:    toolPathDocs, response: ToolDetail{}, errors: []int{http.StatusNotFound},
+		},
+		{
+			method: http.MethodPost, path: "/admin/v1/tools/{upstream}/{tool}/approve", handle: a.approveTool, status: http.StatusOK,
+			summary:     "Approve a tool's pending definition",
+			description: "Pins the definition waiting for approval; gateways drop their cached pin and tell clients their tool list changed. With hash (the full hash or a prefix of at least 8 hex digits), the approval is refused (409) if the pending definition changed again since it was read. Returns the new pin.",
+			pathDocs:    toolPathDocs, request: ApproveToolRequest{}, requestOptional: true, response: ToolPin{},
+			errors: []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
+		},
+		{
+			method: http.MethodDelete, path: "/admin/v1/tools/{upstream}/{tool}", handle: a.forgetTool, status: http.StatusNoContent,
+			summary:     "Forget a tool's pin and pending definition",
+			description: "The next time the upstream lists the tool it is pinned again on first use, or waits for approval (inspect.tools.pin: approval).",
+			pathDocs:    toolPathDocs, errors: []int{http.StatusNotFound},
+		},
+		{
 			method: http.MethodGet, path: "/admin/v1/openapi.json", handle: a.serveOpenAPI, status: http.StatusOK,
 			summary:  "This API's OpenAPI 3.1 document",
 			response: openAPIDoc{},

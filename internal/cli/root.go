@@ -41,6 +41,7 @@ func Main(args []string) int {
 		newKeysCmd(),
 		newGrantCmd(), newApprovalsCmd(), newExplainCmd(), newPolicyCmd(),
 		newAuditCmd(), newInspectCmd(),
+		newToolsCmd(),
 	)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
