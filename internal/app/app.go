@@ -25,6 +25,7 @@ import (
 	"gatehouse/internal/config"
 	"gatehouse/internal/gateway"
 	"gatehouse/internal/identity"
+	"gatehouse/internal/inspect/alert"
 	"gatehouse/internal/inspect/detectors"
 	"gatehouse/internal/mcp"
 	"gatehouse/internal/policy"
@@ -84,6 +85,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		defer ids.close()
 		gwOpts.Secrets = ids.vault
+		gwOpts.Pins = ids.st
 	}
 	engine, err := startPolicy(ctx, cfg, ids, log)
 	if err != nil {
@@ -100,12 +102,33 @@ func Run(ctx context.Context, opts Options) error {
 		gwOpts.Audit, gwOpts.AuditFields = trail.Trail, cfg.Audit.MaskFields
 		ids.audit.t.Store(trail.Trail)
 	}
+	metrics := telemetry.New()
+	// Alerts: logged, and POSTed to inspect.alerts.webhook (the gateway
+	// follows its changes on reload); closed after the gateway, so alerts
+	// raised while it stops are still delivered.
+	notifier, err := alert.New(alert.Options{Logger: log, Webhook: alert.WebhookFromConfig(cfg.Inspect.Alerts),
+		OnAlert: func(a alert.Alert) { metrics.Alert(string(a.Kind)) }, OnDrop: metrics.AlertsDroppedAdd})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := notifier.Close(ctx); err != nil {
+			log.Warn("alerts still queued were dropped at shutdown", "error", err, "dropped", notifier.Dropped())
+		}
+	}()
+	gwOpts.Metrics, gwOpts.Alerts = metrics, notifier
+	gwOpts.AnomalyState = filepath.Join(dataDir(cfg), "anomaly-baselines.json")
 	gw, err := gateway.New(cfg, gwOpts)
 	if err != nil {
 		return err
 	}
 	if ids != nil && ids.padmin != nil {
 		ids.padmin.bind(engine.Engine, gw)
+	}
+	if ids != nil {
+		ids.setToolPins(gw.ToolPinChanged)
 	}
 	servers = func() []string {
 		names := make([]string, 0, len(gw.Config().Servers))
@@ -114,7 +137,6 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		return names
 	}
-	metrics := telemetry.New()
 	if ids != nil {
 		metrics.WatchCredentials(ids.st, identity.ExpiryWarning, log)
 	}
@@ -196,6 +218,11 @@ func Run(ctx context.Context, opts Options) error {
 		defer wg.Done()
 		watchReload(reloadCtx, opts.ConfigPath, cfg.Listen, gw, ids, level, log, hup, events)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		gw.RunAnomaly(reloadCtx) // anomaly windows and baselines (saved again by gw.Close)
+	}()
 	if opts.Ready != nil {
 		opts.Ready <- ln.Addr().String()
 	}
@@ -218,6 +245,15 @@ func Run(ctx context.Context, opts Options) error {
 		err = nil
 	}
 	return err
+}
+
+// dataDir is where the gateway keeps its state besides the store: the
+// SQLite file's directory, else gatehouse-data (as for the audit queue).
+func dataDir(cfg *config.Config) string {
+	if cfg.Store.Driver == "sqlite" && cfg.Store.Path != "" {
+		return filepath.Dir(cfg.Store.Path)
+	}
+	return "gatehouse-data"
 }
 
 func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {

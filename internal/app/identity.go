@@ -44,6 +44,8 @@ type identitySystem struct {
 	policy *policy.Engine // receives grant, approval, agent and user changes
 	padmin *policyAdmin   // the admin API's policy routes
 	audit  *auditHook     // admin changes and policy events go to the audit trail
+	// toolPins receives tool pin changes (the gateway's ToolPinChanged).
+	toolPins func(upstream, tool string)
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -64,6 +66,16 @@ func needsIdentity(cfg *config.Config) bool {
 			}
 		}
 		for _, v := range u.Env {
+			if strings.Contains(v.Reveal(), "{{vault:") {
+				return true
+			}
+		}
+	}
+	for _, g := range cfg.Inspect.Guardrails {
+		if g == nil {
+			continue
+		}
+		for _, v := range g.Secrets() {
 			if strings.Contains(v.Reveal(), "{{vault:") {
 				return true
 			}
@@ -202,7 +214,15 @@ func (s *identitySystem) follow(ctx context.Context, changes <-chan store.Change
 			}
 		case "secret":
 			s.vault.HandleChange(c)
+		case "tool_pin":
+			if f := s.toolPinsFunc(); f != nil {
+				upstream, tool, _ := strings.Cut(c.ID, "/")
+				f(upstream, tool)
+			}
 		case "resync":
+			if f := s.toolPinsFunc(); f != nil {
+				f("", "")
+			}
 			s.dir.Apply(ctx, c)
 			_ = s.keys.Reload(ctx)
 			s.vault.HandleChange(c)
@@ -322,6 +342,19 @@ func (s *identitySystem) bootstrapUser(ctx context.Context, cfg *config.Config) 
 }
 
 // setPolicy routes the store's change feed to the policy engine too.
+func (s *identitySystem) toolPinsFunc() func(string, string) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.toolPins
+}
+
+// setToolPins routes tool pin changes to f.
+func (s *identitySystem) setToolPins(f func(upstream, tool string)) {
+	s.mu.Lock()
+	s.toolPins = f
+	s.mu.Unlock()
+}
+
 func (s *identitySystem) setPolicy(e *policy.Engine) {
 	s.mu.Lock()
 	s.policy = e

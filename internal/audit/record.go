@@ -18,6 +18,7 @@ const (
 	KindAuth             = "auth"               // token issued, refused, revoked, key rotated
 	KindAdmin            = "admin"              // a change through the admin API or CLI
 	KindPolicy           = "policy"             // grant and approval lifecycle, policy decisions not tied to a request
+	KindAnomaly          = "anomaly"            // an agent's activity departed from its baseline
 )
 
 // Outcomes.

@@ -20,11 +20,25 @@ type Inspect struct {
 	// Injection: instructions aimed at the model, hidden Unicode,
 	// exfiltration links in results; tool poisoning in tool descriptions.
 	Injection InspectInjection `yaml:"injection"`
+	// Tools guards tool definitions: pins them against drift and scans
+	// their descriptions for tool poisoning.
+	Tools InspectTools `yaml:"tools"`
 	// Actions map findings to block, redact, alert, flag or none; the
 	// first matching rule wins. Bundles may put their own in front
 	// (policy.bundles.<name>.inspect). Default: high-confidence secrets
 	// block, PII in results is redacted, everything else is flagged.
 	Actions []*InspectAction `yaml:"actions"`
+	// Alerts: where alerts go besides the log (a signed webhook).
+	Alerts InspectAlerts `yaml:"alerts"`
+	// Anomaly: per-agent baselines of activity, and alerts when an agent
+	// departs from its own (off by default).
+	Anomaly InspectAnomaly `yaml:"anomaly"`
+	// Guardrails are external services asked about tool arguments and
+	// results after the built-in detectors (docs/guardrails.md).
+	Guardrails []*InspectGuardrail `yaml:"guardrails"`
+	// Scripts are JavaScript hooks run on tool calls and results, after
+	// the built-in detectors and before the guardrails.
+	Scripts []*InspectScript `yaml:"scripts"`
 }
 
 // InspectSecrets configures the secrets detector.
@@ -47,6 +61,49 @@ type InspectPII struct {
 // InspectInjection configures the prompt-injection detector.
 type InspectInjection struct {
 	Disabled bool `yaml:"disabled"`
+}
+
+// InspectTools configures the checks on tool definitions listed by
+// upstreams (tools/list).
+type InspectTools struct {
+	// Pin: first_use (default) pins a tool's definition the first time
+	// the gateway sees it; approval holds a new tool back until an
+	// operator approves it (gatehouse tools approve); off turns pinning
+	// off.
+	Pin string `yaml:"pin"`
+	// Quarantine is what happens to a tool whose definition changed since
+	// it was pinned, until an operator approves the new one: hide
+	// (default: not listed, calls refused) or flag (served, its calls'
+	// audit records marked for review).
+	Quarantine string `yaml:"quarantine"`
+	// Poisoning is what happens to a tool whose description or schema
+	// carries instructions aimed at the model: flag (default: listed, the
+	// listing's audit record marked and an alert logged), hide (not
+	// listed, calls refused) or off.
+	Poisoning string `yaml:"poisoning"`
+}
+
+// Tool-definition check modes.
+const (
+	PinFirstUse = "first_use"
+	PinApproval = "approval"
+	PinOff      = "off"
+)
+
+// PinMode is the pin mode in force.
+func (t InspectTools) PinMode() string { return or(t.Pin, PinFirstUse) }
+
+// QuarantineMode is the quarantine mode in force.
+func (t InspectTools) QuarantineMode() string { return or(t.Quarantine, "hide") }
+
+// PoisoningMode is the tool-poisoning action in force.
+func (t InspectTools) PoisoningMode() string { return or(t.Poisoning, "flag") }
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }
 
 // InspectAction is one rule of the action table.
@@ -112,6 +169,27 @@ func (l *loader) validateInspect(c *Config) {
 		}
 	}
 	l.validateInspectActions("inspect.actions", in.Actions)
+	l.validateHooks(c)
+	l.validateAlerts(in)
+	switch in.Tools.Pin {
+	case "", PinFirstUse, PinOff:
+	case PinApproval:
+		if c.Admin.Disabled {
+			l.addAt("inspect.tools.pin", "approval needs the admin API to approve tools (admin.disabled is true)")
+		}
+	default:
+		l.addAt("inspect.tools.pin", "unknown mode %q (first_use, approval, off)", in.Tools.Pin)
+	}
+	switch in.Tools.Quarantine {
+	case "", "hide", "flag":
+	default:
+		l.addAt("inspect.tools.quarantine", "unknown mode %q (hide, flag)", in.Tools.Quarantine)
+	}
+	switch in.Tools.Poisoning {
+	case "", "hide", "flag", "off":
+	default:
+		l.addAt("inspect.tools.poisoning", "unknown action %q (flag, hide, off)", in.Tools.Poisoning)
+	}
 	if c.Policy != nil {
 		for _, name := range sortedKeys(c.Policy.Bundles) {
 			if b := c.Policy.Bundles[name]; b != nil {

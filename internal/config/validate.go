@@ -146,6 +146,8 @@ func (l *loader) expandEnv(c *Config, lookup func(string) (string, bool)) {
 	c.Admin.Token = Secret(l.expand(string(c.Admin.Token), "admin.token", lookup))
 	c.Identity.Issuer = l.expand(c.Identity.Issuer, "identity.issuer", lookup)
 	l.expandAudit(c, lookup)
+	l.expandAlerts(c, lookup)
+	l.expandHooks(c, lookup)
 	for name, u := range c.Upstreams {
 		if u == nil {
 			continue

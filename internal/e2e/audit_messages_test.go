@@ -18,6 +18,15 @@ import (
 // store; the trail is flushed by the caller.
 func startAuditedGateway(t *testing.T, yaml string) (*harness, *audit.Trail, *sqlite.Store) {
 	t.Helper()
+	st, trail := auditedStore(t)
+	hs := startGatewayWith(t, yaml, gateway.Options{Audit: trail})
+	return hs, trail, st
+}
+
+// auditedStore opens a SQLite store in a temporary directory and an audit
+// trail writing to it.
+func auditedStore(t *testing.T) (*sqlite.Store, *audit.Trail) {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "g.db"))
 	if err != nil {
@@ -29,9 +38,7 @@ func startAuditedGateway(t *testing.T, yaml string) (*harness, *audit.Trail, *sq
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	trail := audit.New(audit.Options{Queue: q, Store: st, Replica: "e2e"})
-	hs := startGatewayWith(t, yaml, gateway.Options{Audit: trail})
-	return hs, trail, st
+	return st, audit.New(audit.Options{Queue: q, Store: st, Replica: "e2e"})
 }
 
 // TestAuditMessages: notifications in both directions and server→client

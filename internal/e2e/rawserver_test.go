@@ -80,7 +80,7 @@ func (rawMCP) handle(msg []byte) []byte {
 	case "ping":
 		return result(`{}`)
 	case "tools/list":
-		return result(`{"tools":[{"name":"echo","description":"returns its params verbatim","inputSchema":{"type":"object"},"x-tool-extra":{"a":[1,2,3]}},{"name":"hang","description":"never answers","inputSchema":{"type":"object"}},{"name":"sample","description":"asks the client's model","inputSchema":{"type":"object"}}],"x-list-extra":"kept"}`)
+		return result(`{"tools":[{"name":"echo","description":"returns its params verbatim","inputSchema":{"type":"object"},"x-tool-extra":{"a":[1,2,3]}},{"name":"hang","description":"never answers","inputSchema":{"type":"object"}},{"name":"sample","description":"asks the client's model","inputSchema":{"type":"object"}},{"name":"big","description":"answers with 2 MiB of text","inputSchema":{"type":"object"}}],"x-list-extra":"kept"}`)
 	case "tools/call":
 		switch p.Name {
 		case "echo":

@@ -42,6 +42,7 @@ func (g *Gateway) auditRefuses() bool { return g.audit != nil && g.audit.Full() 
 
 // reply audits the exchange's outcome, then sends msg.
 func (x *exchange) reply(msg []byte, errObj *jsonrpc.Error) {
+	x.observeCall(msg, errObj) // anomaly detection (anomaly.go)
 	if x.g.audit != nil {
 		if err := x.g.audit.Log(x.record(msg, errObj)); err != nil {
 			x.g.log.Error("audit: a record could not be queued; the call is answered with an error", "method", x.m.Method, "error", err)
@@ -287,6 +288,10 @@ func (s *Session) auditServerRequest(p *s2cRequest, resp *jsonrpc.Message, refus
 		if refusal != nil {
 			r.Outcome.Status, r.Outcome.Reason = audit.OutcomeDenied, refusal.Message
 		}
+	}
+	if len(p.findings) > 0 {
+		r.Inspection = &audit.Inspection{Action: p.action.String(), Findings: p.findings,
+			Review: p.action == inspect.ActionFlag || p.action == inspect.ActionAlert}
 	}
 	s.auditMessage(r)
 }

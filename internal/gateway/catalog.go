@@ -29,6 +29,10 @@ type catalogList struct {
 	annotations map[string]policy.Annotations
 	templates   []*uritemplate.Template
 	fetched     time.Time
+	// tools holds the verdicts on tools whose definitions are held back or
+	// flagged (drift.go), by upstream name.
+	tools map[string]toolVerdict
+	defs  map[string][32]byte // the checked definitions, by tool
 }
 
 func (e *entry) invalidateCatalog() {
@@ -56,6 +60,8 @@ func (e *entry) catalogFor(ctx context.Context, c *upstream.Client, method strin
 	}
 	spec := listKey[method]
 	cl = &catalogList{keys: map[string]struct{}{}, fetched: time.Now()}
+	snap := e.g.snap.Load()
+	checkTools := method == "tools/list" && toolsChecked(snap)
 	cursor := ""
 	for page := 0; page < maxCatalogPages; page++ {
 		params := []byte(`{}`)
@@ -85,6 +91,19 @@ func (e *entry) catalogFor(ctx context.Context, c *upstream.Client, method strin
 							cl.annotations = map[string]policy.Annotations{}
 						}
 						cl.annotations[k] = policy.AnnotationsOf(item)
+						if checkTools {
+							v := e.g.tools.check(ctx, e.name, item, snap)
+							if cl.defs == nil {
+								cl.defs = map[string][32]byte{}
+							}
+							cl.defs[k] = v.def
+							if !v.ok() {
+								if cl.tools == nil {
+									cl.tools = map[string]toolVerdict{}
+								}
+								cl.tools[k] = v
+							}
+						}
 						if ph := paramHeadersOf(item); len(ph) > 0 {
 							if cl.params == nil {
 								cl.params = map[string][]paramHeader{}

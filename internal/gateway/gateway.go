@@ -19,7 +19,9 @@ import (
 
 	"gatehouse/internal/audit"
 	"gatehouse/internal/config"
+	"gatehouse/internal/inspect/alert"
 	"gatehouse/internal/policy"
+	"gatehouse/internal/telemetry"
 )
 
 // Versions the gateway speaks downstream, newest first. 2026-07-28 is the
@@ -73,6 +75,11 @@ type Gateway struct {
 	history *policy.History
 	audit   *audit.Trail // nil: audit off
 	masker  *audit.Masker
+	tools   *toolGuard // tool definitions: pins and poisoning (drift.go)
+
+	// alerting is metrics, the alert notifier and anomaly detection
+	// (anomaly.go).
+	alerting alerting
 }
 
 // SecretResolver expands {{vault:NAME}} references in upstream headers and
@@ -98,6 +105,21 @@ type Options struct {
 	// AuditFields are argument names masked in records besides the
 	// built-in ones (password, token, …).
 	AuditFields []string
+	// Metrics counts inspection findings and alerts; nil: no metrics.
+	Metrics *telemetry.Registry
+	// Alerts logs and delivers alerts; the gateway configures its webhook
+	// from inspect.alerts on every Apply. nil: the gateway makes its own,
+	// closed by Close.
+	Alerts *alert.Notifier
+	// Now is the clock of anomaly detection and alerts (nil: time.Now);
+	// tests move it and call AnomalyTick.
+	Now func() time.Time
+	// AnomalyState is the file anomaly baselines are saved to and restored
+	// from; "": they are not kept across restarts.
+	AnomalyState string
+	// Pins keeps approved tool definitions (the store); nil keeps them in
+	// memory, for this process's life.
+	Pins PinStore
 }
 
 // New builds a gateway from a validated configuration and starts the
@@ -118,6 +140,8 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{log: opts.Logger, entries: map[string]*entry{}, httpClient: opts.HTTPClient, secrets: opts.Secrets, engine: opts.Policy,
 		history: policy.NewHistory(cfg.Sessions.IdleTimeout.Std()), audit: opts.Audit, masker: audit.NewMasker(opts.AuditFields)}
+	g.initAlerting(opts)
+	g.tools = newToolGuard(g, opts.Pins)
 	if err := g.Apply(cfg); err != nil {
 		return nil, err
 	}
@@ -143,7 +167,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	if old != nil {
 		prevInspect = old.inspect
 	}
-	insp, err := compileInspection(cfg, prevInspect)
+	insp, err := g.compileInspection(cfg, prevInspect)
 	if err != nil {
 		g.mu.Unlock()
 		return err
@@ -181,6 +205,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	}
 	g.snap.Store(s)
 	g.mu.Unlock()
+	g.applyAlerting(cfg)
 
 	for _, e := range retired {
 		e.retire()
@@ -252,6 +277,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	g.closeAlerting(ctx)
 	return nil
 }
 

@@ -1,12 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
-	"strings"
 
 	"gatehouse/internal/audit"
 	"gatehouse/internal/config"
 	"gatehouse/internal/inspect"
+	"gatehouse/internal/inspect/alert"
 	"gatehouse/internal/inspect/detectors"
 	"gatehouse/internal/jsonrpc"
 )
@@ -30,6 +31,9 @@ type inspection struct {
 	rules   inspect.Rules
 	bundle  map[string]inspect.Rules // bundle rules followed by the global ones
 	key     string                   // what the engine was built from, to reuse it
+	// hooks are inspect.guardrails and inspect.scripts (hooks.go); nil:
+	// none.
+	hooks *hookSet
 }
 
 // inspectKey is what an inspection engine is built from.
@@ -39,9 +43,20 @@ func inspectKey(c config.Inspect) string {
 }
 
 // compileInspection builds the engine (reusing prev's when its detector
-// settings did not change: the secrets rules take a while to compile).
-func compileInspection(cfg *config.Config, prev *inspection) (*inspection, error) {
+// settings did not change: the secrets rules take a while to compile),
+// and the guardrails and scripts (reusing prev's unchanged ones; their
+// vault references are resolved with the gateway's resolver).
+func (g *Gateway) compileInspection(cfg *config.Config, prev *inspection) (*inspection, error) {
 	in := &inspection{key: inspectKey(cfg.Inspect)}
+	var prevHooks *hookSet
+	if prev != nil {
+		prevHooks = prev.hooks
+	}
+	hooks, err := g.compileHooks(cfg, prevHooks)
+	if err != nil {
+		return nil, err
+	}
+	in.hooks = hooks
 	if prev != nil && prev.key == in.key {
 		in.engine = prev.engine
 	} else {
@@ -134,74 +149,127 @@ func pathOrRoot(p string) string {
 	return p
 }
 
-// noteFindings keeps the findings for the audit record and logs alerts.
+// noteFindings keeps the findings for the audit record, counts them, and
+// raises an alert (logged, and sent to the alert webhook) for those whose
+// action is alert: their types, never their text.
 func (x *exchange) noteFindings(v inspect.Verdict, dir inspect.Direction) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	a := &x.audit
-	for _, f := range v.Findings {
-		if len(a.findings) >= 64 {
-			break // bounded: a record stays small
-		}
-		a.findings = append(a.findings, audit.Finding{Category: string(f.Category), Type: f.Type, Confidence: f.Confidence.String(),
-			Direction: string(dir), Path: f.Path, Action: f.Action.String()})
-	}
-	if v.Action > a.inspectAction {
-		a.inspectAction = v.Action
-	}
-	if v.Action == inspect.ActionAlert {
-		x.g.log.Warn("inspection alert", "server", x.vs.Name, "method", x.m.Method, "tool", a.name, "direction", dir,
-			"findings", strings.Join(v.Types(), ","))
+	var alerted []alert.Finding
+	a.findings, a.inspectAction, alerted = x.g.tallyFindings(v, dir, a.findings, a.inspectAction)
+	if len(alerted) > 0 {
+		x.alertFindings(dir, v.Action, alerted)
 	}
 }
 
-// inspectArgs inspects the arguments of a tools/call whose params are
-// params; it returns the params to send.
-func (x *exchange) inspectArgs(params []byte) ([]byte, *jsonrpc.Error) {
+// tallyFindings counts v's findings in the metrics and appends them to a
+// record's findings (bounded: a record stays small); it returns the
+// record's new findings and action, and the findings to alert on.
+func (g *Gateway) tallyFindings(v inspect.Verdict, dir inspect.Direction, dst []audit.Finding, action inspect.Action) ([]audit.Finding, inspect.Action, []alert.Finding) {
+	m := g.metrics()
+	var alerted []alert.Finding
+	for _, f := range v.Findings {
+		m.Finding(string(f.Category), f.Type, f.Action.String(), string(dir))
+		if f.Action == inspect.ActionAlert && len(alerted) < maxAlertFindings {
+			alerted = append(alerted, alert.Finding{Category: string(f.Category), Type: f.Type, Confidence: f.Confidence.String(), Action: f.Action.String()})
+		}
+		if len(dst) < 64 {
+			dst = append(dst, audit.Finding{Category: string(f.Category), Type: f.Type, Confidence: f.Confidence.String(),
+				Direction: string(dir), Path: f.Path, Action: f.Action.String()})
+		}
+	}
+	if v.Action == inspect.ActionBlock {
+		m.Blocked(string(dir))
+	}
+	return dst, max(action, v.Action), alerted
+}
+
+// inspectArgs inspects the arguments of a tools/call or prompts/get whose
+// params are params: the built-in detectors, then the scripts and
+// guardrails (which run even when the detectors are off or found
+// nothing); it returns the params to send.
+func (x *exchange) inspectArgs(ctx context.Context, params []byte) ([]byte, *jsonrpc.Error) {
 	in := x.g.snap.Load().inspect
 	args, ok := jsonrpc.Get(params, "arguments")
-	if !ok || in.engine == nil || len(args) == 0 {
+	if in.hooks == nil && (!ok || in.engine == nil || len(args) == 0) {
 		return params, nil
 	}
-	redacted, found, blocking := x.inspectPayload(in, args, inspect.Request)
-	x.audit.argsClean = !found // the audit mask need not scan them again
-	switch {
-	case blocking != nil:
-		return nil, blockedError("the call to "+x.audit.name+": its arguments", blocking)
-	case redacted == nil:
+	p := &hookPayload{dir: inspect.Request, doc: args, present: ok && len(args) > 0 && string(args) != "null"}
+	if ok && len(args) > 0 {
+		if e := x.inspectBuiltin(in, p); e != nil {
+			return nil, e
+		}
+	}
+	if e := x.runHooks(ctx, in.hooks, p); e != nil {
+		return nil, e
+	}
+	if !p.changed {
 		return params, nil
 	}
-	p, err := jsonrpc.Set(params, "arguments", redacted)
+	out, err := jsonrpc.Set(params, "arguments", p.doc)
 	if err != nil {
-		return nil, jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse could not rewrite the redacted arguments")
+		return nil, jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse could not rewrite the arguments")
 	}
-	return p, nil
+	return out, nil
 }
 
-// inspectResponse inspects the result of an upstream response; it returns
-// the response to relay, or the error that replaces it.
-func (x *exchange) inspectResponse(resp *jsonrpc.Message) (*jsonrpc.Message, *jsonrpc.Error) {
+// inspectResponse inspects the result of an upstream response (built-in
+// detectors, then scripts and guardrails); it returns the response to
+// relay, or the error that replaces it.
+func (x *exchange) inspectResponse(ctx context.Context, resp *jsonrpc.Message) (*jsonrpc.Message, *jsonrpc.Error) {
 	in := x.g.snap.Load().inspect
-	if resp.Kind != jsonrpc.KindResult || in.engine == nil || len(resp.Result) == 0 {
+	if resp.Kind != jsonrpc.KindResult || len(resp.Result) == 0 || (in.engine == nil && in.hooks == nil) {
 		return resp, nil
 	}
-	redacted, _, blocking := x.inspectPayload(in, resp.Result, inspect.Response)
-	switch {
-	case blocking != nil:
-		name := x.audit.name
-		if name == "" {
-			name = x.m.Method
-		}
-		return nil, blockedError("the result of "+name, blocking)
-	case redacted == nil:
+	p := &hookPayload{dir: inspect.Response, doc: resp.Result, present: true}
+	e := x.inspectBuiltin(in, p)
+	if e == nil {
+		e = x.runHooks(ctx, in.hooks, p)
+	}
+	if e != nil {
+		return nil, e
+	}
+	if !p.changed {
 		return resp, nil
 	}
-	raw, err := jsonrpc.Set(resp.Raw, "result", redacted)
+	raw, err := jsonrpc.Set(resp.Raw, "result", p.doc)
 	if err == nil {
 		var m *jsonrpc.Message
 		if m, err = jsonrpc.Parse(raw); err == nil {
 			return m, nil
 		}
 	}
-	return nil, jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse could not rewrite the redacted result")
+	return nil, jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse could not rewrite the result")
+}
+
+// inspectBuiltin runs the built-in detectors (when on) over p's document
+// (arguments or a result): a block becomes the error refusing it; a
+// redaction replaces the document; the findings are kept for the scripts.
+func (x *exchange) inspectBuiltin(in *inspection, p *hookPayload) *jsonrpc.Error {
+	if in.engine == nil {
+		return nil
+	}
+	mark := x.findingMark()
+	redacted, found, blocking := x.inspectPayload(in, p.doc, p.dir)
+	if p.dir == inspect.Request {
+		x.audit.argsClean = !found // the audit mask need not scan them again
+	}
+	switch {
+	case blocking != nil && p.dir == inspect.Request:
+		return blockedError("the call to "+x.audit.name+": its arguments", blocking)
+	case blocking != nil:
+		name := x.audit.name
+		if name == "" {
+			name = x.m.Method
+		}
+		return blockedError("the result of "+name, blocking)
+	}
+	if redacted != nil {
+		p.doc, p.changed = redacted, true
+	}
+	if found && in.hooks != nil && len(in.hooks.scripts) > 0 {
+		p.findings = x.findingsSince(mark)
+	}
+	return nil
 }

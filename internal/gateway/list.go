@@ -24,7 +24,13 @@ var capabilityOf = map[string]string{
 // cursor. A member that fails is left out with a warning (fail open),
 // unless every member failed.
 func (x *exchange) list(ctx context.Context) {
+	snap := x.g.snap.Load()
+	checkTools := x.m.Method == "tools/list" && toolsChecked(snap)
 	if x.vs.transparent && x.vs.policy == nil {
+		if checkTools {
+			x.forwardCheckedTools(ctx, x.vs.members[0], snap)
+			return
+		}
 		x.forward(ctx, x.vs.members[0], nil, "")
 		return
 	}
@@ -125,6 +131,20 @@ func (x *exchange) list(ctx context.Context) {
 			item, ok := x.mapItem(mb, items[s:e], seen, pin)
 			if !ok {
 				return true
+			}
+			if checkTools {
+				v := x.g.tools.check(ctx, mb.e.name, items[s:e], snap)
+				if raw, ok := jsonrpc.Get(items[s:e], "name"); ok {
+					if up, ok := jsonrpc.String(raw); ok {
+						mb.e.sawToolDef(up, v.def)
+					}
+				}
+				if !v.ok() {
+					x.noteToolFindings(v.findings)
+					if v.hide {
+						return true
+					}
+				}
 			}
 			if !first {
 				out = append(out, ',')

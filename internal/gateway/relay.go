@@ -94,6 +94,23 @@ func (s *Session) relayRequest(e *entry, m *jsonrpc.Message, send func([]byte)) 
 		refuse(jsonrpc.NewError(jsonrpc.CodeMethodNotFound, "gatehouse: the client did not declare the "+missing+" capability"))
 		return
 	}
+	if m.Method == "sampling/createMessage" {
+		params, blocked := s.inspectSampling(p, m.Params)
+		if blocked != nil {
+			refuse(blocked)
+			return
+		}
+		if len(params) != len(m.Params) || string(params) != string(m.Params) {
+			raw, err := jsonrpc.Set(m.Raw, "params", params)
+			if err == nil {
+				m, err = jsonrpc.Parse(raw)
+			}
+			if err != nil {
+				refuse(jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse could not rewrite the redacted sampling request"))
+				return
+			}
+		}
+	}
 	id := s.nextS2CID()
 	s.mu.Lock()
 	if s.closed {
@@ -169,6 +186,9 @@ func (s *Session) Respond(ctx context.Context, m *jsonrpc.Message) {
 	}
 	if p.local {
 		return // the client saw the notice of a held call
+	}
+	if p.method == "sampling/createMessage" {
+		m = s.inspectSamplingResult(p, m)
 	}
 	s.auditServerRequest(p, m, nil)
 	if err := p.client.Reply(ctx, jsonrpc.Rewrite(m, p.upID, nil)); err != nil {

@@ -267,7 +267,7 @@ func (x *exchange) forward(ctx context.Context, mb *member, params []byte, name 
 		x.fail(err)
 		return
 	}
-	x.relayInspected(resp)
+	x.relayInspected(ctx, resp)
 }
 
 // relay passes an upstream response to the client under the client's id.
@@ -304,6 +304,15 @@ func (x *exchange) byName(ctx context.Context, tool bool) {
 			return
 		}
 	}
+	if tool {
+		if v := x.toolCheck(ctx, mb, up); v != nil {
+			x.noteToolFindings(v.findings)
+			if v.hide {
+				x.fail(quarantinedError(name, v))
+				return
+			}
+		}
+	}
 	if tool && x.modern {
 		if err := x.checkParamHeaders(ctx, mb, up); err != nil {
 			x.fail(err)
@@ -331,15 +340,13 @@ func (x *exchange) byName(ctx context.Context, tool bool) {
 		params = p
 	}
 	noted := tool && x.vs.policy != nil // the session's history, for workflows
-	if tool {
-		var blocked *jsonrpc.Error
-		if params, blocked = x.inspectArgs(params); blocked != nil {
-			if noted {
-				x.noteCall(nil, false)
-			}
-			x.fail(blocked)
-			return
+	var blocked *jsonrpc.Error          // tool arguments, and prompt arguments
+	if params, blocked = x.inspectArgs(ctx, params); blocked != nil {
+		if noted {
+			x.noteCall(nil, false)
 		}
+		x.fail(blocked)
+		return
 	}
 	resp, err := x.call(ctx, mb, params, up)
 	if err != nil {
@@ -352,20 +359,20 @@ func (x *exchange) byName(ctx context.Context, tool bool) {
 	if noted {
 		x.noteCall(labels, resp.Kind == jsonrpc.KindResult)
 	}
-	x.relayInspected(resp)
+	x.relayInspected(ctx, resp)
 }
 
 // relayInspected relays an upstream response, after inspecting the
 // result of the methods that return content (tool results, prompt
 // messages, resource contents).
-func (x *exchange) relayInspected(resp *jsonrpc.Message) {
+func (x *exchange) relayInspected(ctx context.Context, resp *jsonrpc.Message) {
 	switch x.m.Method {
 	case "tools/call", "prompts/get", "resources/read":
 	default:
 		x.relay(resp)
 		return
 	}
-	resp, blocked := x.inspectResponse(resp)
+	resp, blocked := x.inspectResponse(ctx, resp)
 	if blocked != nil {
 		x.fail(blocked)
 		return
@@ -483,7 +490,7 @@ func (x *exchange) byURI(ctx context.Context) {
 			continue
 		}
 		if resp.Kind == jsonrpc.KindResult {
-			x.relayInspected(resp)
+			x.relayInspected(ctx, resp)
 			return
 		}
 		last = resp

@@ -12,7 +12,9 @@ import (
 	"strconv"
 	"sync"
 
+	"gatehouse/internal/audit"
 	"gatehouse/internal/identity"
+	"gatehouse/internal/inspect"
 	"gatehouse/internal/jsonrpc"
 	"gatehouse/internal/upstream"
 )
@@ -89,6 +91,9 @@ type s2cRequest struct {
 	method string
 	start  time.Time
 	size   int
+	// What inspection found in a sampling request and its answer.
+	findings []audit.Finding
+	action   inspect.Action
 }
 
 func callTag(c *upstream.Call) (*inflight, bool) {

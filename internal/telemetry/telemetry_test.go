@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -48,4 +49,63 @@ func TestCredentialGauges(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+}
+
+// TestInspectionMetrics: the inspection and alert counters are exposed,
+// finding label values are bounded, and a nil Registry counts nothing.
+func TestInspectionMetrics(t *testing.T) {
+	r := New()
+	r.Finding("pii", "email", "alert", "response")
+	r.Finding("pii", "email", "alert", "response")
+	r.Finding("secret", "github-pat", "block", "request")
+	r.Blocked("request")
+	r.AnomalyAlert("calls")
+	r.Alert("anomaly")
+	r.AlertsDroppedAdd("queue_full", 3)
+	r.GuardrailFailure("bedrock")
+	r.ScriptFailure("redact-tickets", "timeout")
+	r.SetToolsQuarantined("crm", 2)
+	for i := range maxTypes + 10 {
+		r.Finding("guardrail", fmt.Sprintf("custom-%d", i), "flag", "request")
+	}
+	r.Finding("pii", strings.Repeat("x", maxLabelLen+1), "flag", "request")
+	body := scrape(t, r)
+	for _, want := range []string{
+		`gatehouse_inspect_findings_total{action="alert",category="pii",direction="response",type="email"} 2`,
+		`gatehouse_inspect_findings_total{action="block",category="secret",direction="request",type="github-pat"} 1`,
+		`gatehouse_inspect_blocked_total{direction="request"} 1`,
+		`gatehouse_anomaly_alerts_total{metric="calls"} 1`,
+		`gatehouse_alerts_total{kind="anomaly"} 1`,
+		`gatehouse_alerts_dropped_total{reason="queue_full"} 3`,
+		`gatehouse_guardrail_failures_total{guardrail="bedrock"} 1`,
+		`gatehouse_script_failures_total{kind="timeout",script="redact-tickets"} 1`,
+		`gatehouse_tools_quarantined{upstream="crm"} 2`,
+		// 2 types were admitted before the custom ones: 510 of those fit.
+		`gatehouse_inspect_findings_total{action="flag",category="guardrail",direction="request",type="other"} 12`,
+		`gatehouse_inspect_findings_total{action="flag",category="pii",direction="request",type="other"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if n := strings.Count(body, "gatehouse_inspect_findings_total{"); n > maxTypes+3 {
+		t.Errorf("%d finding series, want at most %d", n, maxTypes+3)
+	}
+
+	var nilReg *Registry
+	nilReg.Finding("pii", "email", "alert", "response")
+	nilReg.Blocked("request")
+	nilReg.AnomalyAlert("calls")
+	nilReg.Alert("finding")
+	nilReg.AlertsDroppedAdd("shutdown", 1)
+	nilReg.GuardrailFailure("x")
+	nilReg.ScriptFailure("x", "error")
+	nilReg.SetToolsQuarantined("crm", 1)
+}
+
+func scrape(t *testing.T, r *Registry) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	r.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
 }
