@@ -442,6 +442,16 @@ func (x *exchange) toolCheck(ctx context.Context, mb *member, up string) *toolVe
 	if err != nil {
 		return nil
 	}
+	if !cl.has(up) && time.Since(cl.fetched) > time.Second {
+		// The catalog may predate the tool (an upstream that added it
+		// without telling): look again before calling it unlisted (at
+		// most once a second, so calls to unknown names cannot make the
+		// gateway list the upstream's tools on every call).
+		mb.e.invalidateCatalog()
+		if cl, err = mb.e.catalogFor(ctx, c, "tools/list"); err != nil {
+			return nil
+		}
+	}
 	if v, ok := cl.tools[up]; ok {
 		return &v
 	}
