@@ -82,8 +82,6 @@ type toolVerdict struct {
 	findings []audit.Finding
 	// def identifies the listed definition (SHA-256 of the item).
 	def [32]byte
-	// unlisted: the upstream does not list the tool (calls only).
-	unlisted bool
 }
 
 func (v toolVerdict) ok() bool { return !v.hide && !v.flag }
@@ -442,23 +440,11 @@ func (x *exchange) toolCheck(ctx context.Context, mb *member, up string) *toolVe
 	if err != nil {
 		return nil
 	}
-	if !cl.has(up) && time.Since(cl.fetched) > time.Second {
-		// The catalog may predate the tool (an upstream that added it
-		// without telling): look again before calling it unlisted (at
-		// most once a second, so calls to unknown names cannot make the
-		// gateway list the upstream's tools on every call).
-		mb.e.invalidateCatalog()
-		if cl, err = mb.e.catalogFor(ctx, c, "tools/list"); err != nil {
-			return nil
-		}
-	}
+	// A tool missing from the catalog is not refused here: an upstream may
+	// list different tools to different sessions (by their capabilities),
+	// and the catalog is one session's view.
 	if v, ok := cl.tools[up]; ok {
 		return &v
-	}
-	if !cl.has(up) {
-		// Not in the upstream's list, so never checked: a server could
-		// serve a tool it does not list to get around its pin.
-		return &toolVerdict{hide: true, unlisted: true}
 	}
 	return nil
 }
@@ -534,9 +520,6 @@ func (x *exchange) forwardCheckedTools(ctx context.Context, mb *member, snap *sn
 
 // quarantinedError refuses a call to a held-back tool.
 func quarantinedError(name string, v *toolVerdict) *jsonrpc.Error {
-	if v.unlisted {
-		return jsonrpc.NewError(jsonrpc.CodeInvalidParams, "Unknown tool: "+name)
-	}
 	return jsonrpc.NewError(CodeToolQuarantined, fmt.Sprintf("gatehouse holds the tool %s back: %s", name, v.why))
 }
 
