@@ -137,7 +137,11 @@ forEachTarget("sessions", describe, it, (target) => {
     a.roots = [r2];
     await a.sendRootsListChanged();
     await waitFor(() => a.rootsAsked > asked, { timeoutMs: 3000, what: "roots/list after roots/list_changed" });
-    const text = await rootsText(a);
+    // The server stores the answer when it arrives, which may be after the
+    // client sent it: poll until the new list shows.
+    let text = "";
+    await waitFor(async () => (text = await rootsText(a)).includes(r2.uri), { timeoutMs: 3000, what: "the server to hold the new roots" })
+      .catch(() => {});
     assert.ok(text.includes(r2.uri), text);
     assert.ok(!text.includes(r1.uri), text);
   });
