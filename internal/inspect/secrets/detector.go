@@ -15,6 +15,7 @@ package secrets
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"gatehouse/internal/inspect"
@@ -224,6 +225,10 @@ func (d *Detector) Scan(text string, dst []inspect.Finding) []inspect.Finding {
 		return dst
 	}
 	ascii := isASCII(text)
+	// The rules' (?i) folds the Kelvin sign to k and the long s to s, which
+	// the window analysis (ASCII folding) does not foresee: a match may
+	// then reach past a hit's window, so rules run over the whole text.
+	full := d.wholeText || (!ascii && (strings.Contains(text, "\u212A") || strings.Contains(text, "\u017F")))
 	for _, h := range sc.hits {
 		start := h.end - d.keywords.lens[h.keyword]
 		for _, ri := range d.byKw[h.keyword] {
@@ -236,7 +241,7 @@ func (d *Detector) Scan(text string, dst []inspect.Finding) []inspect.Finding {
 				continue
 			}
 			r := d.rules[ri]
-			if !r.windowed || d.wholeText {
+			if !r.windowed || full {
 				st.full = true
 				continue
 			}
