@@ -80,11 +80,9 @@ type scriptHook struct {
 
 type guardrailHook struct {
 	hookScope
-	key      string
-	name     string
-	adapter  guardrail.Guardrail
-	settings guardrail.Settings // without Logger and OnFailure, set per check
-	wrapped  *guardrail.Wrapped // the settings applied once, for Applies
+	key     string
+	name    string
+	wrapped *guardrail.Wrapped
 }
 
 // hookCompileTimeout bounds compiling the hooks: vault look-ups and the
@@ -139,7 +137,7 @@ func (g *Gateway) compileHooks(cfg *config.Config, prev *hookSet) (*hookSet, err
 			hs.guardrails = append(hs.guardrails, o)
 			continue
 		}
-		gh, err := newGuardrailHook(ctx, gc, secrets)
+		gh, err := g.newGuardrailHook(ctx, gc, secrets)
 		if err != nil {
 			return nil, fmt.Errorf("inspect.guardrails: %w", err)
 		}
@@ -194,7 +192,7 @@ func (g *Gateway) guardrailSecrets(ctx context.Context, gc *config.InspectGuardr
 }
 
 // newGuardrailHook builds the adapter of gc and checks its settings.
-func newGuardrailHook(ctx context.Context, gc *config.InspectGuardrail, sec map[string]string) (*guardrailHook, error) {
+func (g *Gateway) newGuardrailHook(ctx context.Context, gc *config.InspectGuardrail, sec map[string]string) (*guardrailHook, error) {
 	var (
 		a   guardrail.Guardrail
 		err error
@@ -226,7 +224,8 @@ func newGuardrailHook(ctx context.Context, gc *config.InspectGuardrail, sec map[
 	if err != nil {
 		return nil, err
 	}
-	s := guardrail.Settings{Timeout: gc.Timeout.Std(), FailMode: guardrail.FailMode(gc.Fail), MaxResponseBytes: int64(gc.MaxResponseBytes)}
+	s := guardrail.Settings{Timeout: gc.Timeout.Std(), FailMode: guardrail.FailMode(gc.Fail), MaxResponseBytes: int64(gc.MaxResponseBytes),
+		Logger: g.log, OnFailure: func(name string, _ error) { g.metrics().GuardrailFailure(name) }}
 	for _, d := range gc.Directions {
 		dir, err := guardrail.ParseDirection(d)
 		if err != nil {
@@ -238,7 +237,7 @@ func newGuardrailHook(ctx context.Context, gc *config.InspectGuardrail, sec map[
 	if err != nil {
 		return nil, err
 	}
-	return &guardrailHook{hookScope: hookScope{gc.Servers, gc.Tools}, name: gc.Name, adapter: a, settings: s, wrapped: w}, nil
+	return &guardrailHook{hookScope: hookScope{gc.Servers, gc.Tools}, name: gc.Name, wrapped: w}, nil
 }
 
 // hookPrincipal is the caller, for the hooks.
@@ -278,28 +277,6 @@ func (x *exchange) hookUpstream() string {
 		return found
 	}
 	return ""
-}
-
-// findingMark and findingsSince return the findings the built-in
-// detectors added to the audit record, for the scripts' ctx.findings.
-func (x *exchange) findingMark() int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return len(x.audit.findings)
-}
-
-func (x *exchange) findingsSince(mark int) []inspect.Finding {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if mark > len(x.audit.findings) {
-		return nil
-	}
-	var out []inspect.Finding
-	for _, f := range x.audit.findings[mark:] {
-		c, _ := inspect.ParseConfidence(f.Confidence)
-		out = append(out, inspect.Finding{Category: inspect.Category(f.Category), Type: f.Type, Confidence: c})
-	}
-	return out
 }
 
 // noteHook marks the audit record with hook findings and raises its
@@ -404,7 +381,7 @@ func (x *exchange) runScripts(ctx context.Context, hs *hookSet, p *hookPayload) 
 		name := s.h.Name()
 		switch v.Action {
 		case script.Deny:
-			kind, failed := strings.CutPrefix(v.Reason, "script "+name+" failed: ")
+			kind, failed := v.Failed, v.Failed != ""
 			if failed {
 				x.noteHook(inspect.ActionBlock, hookFinding("script", name, p.dir, "failed:"+kind))
 				x.hookAlert(alert.KindScriptFailure, "script", name, p.dir, kind, "closed")
@@ -444,28 +421,14 @@ func (x *exchange) runGuardrails(ctx context.Context, hs *hookSet, p *hookPayloa
 			}
 		}
 		req.JSON, req.Text = p.doc, guardrail.TextOf(p.doc)
-		// The settings are applied per check so that a failure is
-		// attributed to this exchange (Wrap is a small struct).
-		var failure error
-		s := gh.settings
-		s.Logger = x.g.log
-		s.OnFailure = func(name string, err error) {
-			failure = err
-			x.g.metrics().GuardrailFailure(name)
-		}
-		w, err := guardrail.Wrap(gh.adapter, s)
-		if err != nil { // validated when compiled
-			return jsonrpc.NewError(jsonrpc.CodeInternalError, "gatehouse could not run guardrail "+gh.name)
-		}
-		v, _ := w.Check(ctx, req)
+		v, failure := gh.wrapped.Decide(ctx, req)
 		if failure != nil {
 			level, mode := inspect.ActionAlert, "open" // failed open: let through, marked for review
 			if v.Action == guardrail.Deny {
 				level, mode = inspect.ActionBlock, "closed"
 			}
-			kind := guardrailFailureKind(failure)
-			x.noteHook(level, hookFinding("guardrail", gh.name, p.dir, "failed:"+kind))
-			x.hookAlert(alert.KindGuardrailFailure, "guardrail", gh.name, p.dir, kind, mode)
+			x.noteHook(level, hookFinding("guardrail", gh.name, p.dir, "failed:"+failure.Kind))
+			x.hookAlert(alert.KindGuardrailFailure, "guardrail", gh.name, p.dir, failure.Kind, mode)
 		}
 		switch v.Action {
 		case guardrail.Deny:
@@ -693,21 +656,6 @@ func providerFindings(fs []inspect.Finding, dir inspect.Direction, action string
 			Direction: string(dir), Action: action})
 	}
 	return out
-}
-
-// guardrailFailureKind classifies a failure reported by guardrail.Wrap
-// (whose errors never hold content or secrets).
-func guardrailFailureKind(err error) string {
-	s := err.Error()
-	switch {
-	case strings.Contains(s, "timed out after"):
-		return "timeout"
-	case strings.Contains(s, "bad verdict"):
-		return "bad response"
-	case strings.Contains(s, context.Canceled.Error()):
-		return "canceled"
-	}
-	return "error"
 }
 
 func principalName(p *identity.Principal) string {

@@ -110,21 +110,6 @@ func (x *exchange) inspectRules(in *inspection) inspect.Rules {
 	return in.rules
 }
 
-// inspectPayload inspects payload in direction dir. It returns the
-// redacted payload (nil when unchanged), whether anything was found, and
-// the finding that blocks the payload (nil when it may go on).
-func (x *exchange) inspectPayload(in *inspection, payload []byte, dir inspect.Direction) (redacted []byte, found bool, blocking *inspect.Located) {
-	v := in.engine.Inspect(payload, dir, x.inspectRules(in))
-	if len(v.Findings) == 0 {
-		return nil, false, nil
-	}
-	x.noteFindings(v, dir)
-	if v.Action == inspect.ActionBlock {
-		return nil, true, v.Blocking
-	}
-	return v.Redacted, true, nil
-}
-
 // blockedError is the error that refuses what (built only when blocking:
 // the message is not made on every call).
 func blockedError(what string, b *inspect.Located) *jsonrpc.Error {
@@ -250,26 +235,29 @@ func (x *exchange) inspectBuiltin(in *inspection, p *hookPayload) *jsonrpc.Error
 	if in.engine == nil {
 		return nil
 	}
-	mark := x.findingMark()
-	redacted, found, blocking := x.inspectPayload(in, p.doc, p.dir)
+	v := in.engine.Inspect(p.doc, p.dir, x.inspectRules(in))
 	if p.dir == inspect.Request {
-		x.audit.argsClean = !found // the audit mask need not scan them again
+		x.audit.argsClean = len(v.Findings) == 0 // the audit mask need not scan them again
 	}
-	switch {
-	case blocking != nil && p.dir == inspect.Request:
-		return blockedError("the call to "+x.audit.name+": its arguments", blocking)
-	case blocking != nil:
-		name := x.audit.name
-		if name == "" {
-			name = x.m.Method
+	if len(v.Findings) == 0 {
+		return nil
+	}
+	x.noteFindings(v, p.dir)
+	if v.Action == inspect.ActionBlock {
+		what, object := x.hookSubject(p.dir)
+		if p.dir == inspect.Request {
+			what += ": " + object
 		}
-		return blockedError("the result of "+name, blocking)
+		return blockedError(what, v.Blocking)
 	}
-	if redacted != nil {
-		p.doc, p.changed = redacted, true
+	if v.Redacted != nil {
+		p.doc, p.changed = v.Redacted, true
 	}
-	if found && in.hooks != nil && len(in.hooks.scripts) > 0 {
-		p.findings = x.findingsSince(mark)
+	if in.hooks != nil && len(in.hooks.scripts) > 0 {
+		p.findings = make([]inspect.Finding, len(v.Findings))
+		for i := range v.Findings {
+			p.findings[i] = v.Findings[i].Finding
+		}
 	}
 	return nil
 }

@@ -95,6 +95,15 @@ func TestWrapFailModes(t *testing.T) {
 			if len(reported) != 1 || !strings.Contains(reported[0].Error(), tt.wantErr) {
 				t.Errorf("reported %v, want one error containing %q", reported, tt.wantErr)
 			}
+			// Decide gives the same verdict and the failure behind it.
+			v2, f := w.Decide(context.Background(), &Request{Direction: DirectionRequest, Text: "x"})
+			wantKind := strings.TrimPrefix(tt.wantReason, "guardrail test-guard failed: ")
+			if tt.wantReason == "" {
+				wantKind = map[string]string{"connection refused": "error", "timed out": "timeout"}[tt.wantErr]
+			}
+			if v2.Action != v.Action || v2.Reason != v.Reason || f == nil || f.Kind != wantKind || f.Guardrail != "test-guard" {
+				t.Errorf("Decide = %+v, %+v; want the same verdict and a %q failure", v2, f, wantKind)
+			}
 		})
 	}
 }

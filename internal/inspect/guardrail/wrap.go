@@ -6,10 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"gatehouse/internal/inspect"
 )
@@ -126,6 +123,26 @@ func (w *Wrapped) Applies(d Direction) bool {
 // Check implements Guardrail. It allows content going in a direction the
 // guardrail does not apply to without calling it.
 func (w *Wrapped) Check(ctx context.Context, r *Request) (Verdict, error) {
+	v, _ := w.Decide(ctx, r)
+	return v, nil
+}
+
+// Failure is a check that gave no verdict: the guardrail failed, timed
+// out or answered nonsense. It never holds the content or a secret.
+type Failure struct {
+	Guardrail string
+	// Kind is "timeout", "canceled", "bad response" or "error".
+	Kind string
+	err  error
+}
+
+func (f *Failure) Error() string { return f.err.Error() }
+func (f *Failure) Unwrap() error { return f.err }
+
+// Decide is Check that also returns the failure behind a verdict the fail
+// mode made (nil when the guardrail answered). The failure was logged and
+// reported already.
+func (w *Wrapped) Decide(ctx context.Context, r *Request) (Verdict, *Failure) {
 	if !w.Applies(r.Direction) {
 		return Verdict{Action: Allow}, nil
 	}
@@ -139,26 +156,29 @@ func (w *Wrapped) Check(ctx context.Context, r *Request) (Verdict, error) {
 	if err == nil {
 		return v, nil
 	}
-	kind := "error"
+	f := &Failure{Guardrail: w.Name(), Kind: "error"}
 	switch {
 	case errors.Is(err, errBadVerdict):
-		kind = "bad response"
-		err = fmt.Errorf("guardrail %q: %w", w.Name(), err)
+		f.Kind = "bad response"
+		f.err = fmt.Errorf("guardrail %q: %w", w.Name(), err)
 	case timedOut:
-		kind = "timeout"
-		err = fmt.Errorf("guardrail %q: timed out after %s: %w", w.Name(), w.timeout, err)
+		f.Kind = "timeout"
+		f.err = fmt.Errorf("guardrail %q: timed out after %s: %w", w.Name(), w.timeout, err)
+	case ctx.Err() != nil:
+		f.Kind = "canceled"
+		f.err = fmt.Errorf("guardrail %q: %w", w.Name(), err)
 	default:
-		err = fmt.Errorf("guardrail %q: %w", w.Name(), err)
+		f.err = fmt.Errorf("guardrail %q: %w", w.Name(), err)
 	}
 	w.log.LogAttrs(ctx, slog.LevelWarn, "guardrail failed",
-		slog.String("guardrail", w.Name()), slog.Bool("fail_open", w.failOpen), slog.String("error", err.Error()))
+		slog.String("guardrail", w.Name()), slog.Bool("fail_open", w.failOpen), slog.String("error", f.Error()))
 	if w.report != nil {
-		w.report(w.Name(), err)
+		w.report(w.Name(), f)
 	}
 	if w.failOpen {
-		return Verdict{Action: Allow}, nil
+		return Verdict{Action: Allow}, f
 	}
-	return Verdict{Action: Deny, Reason: fmt.Sprintf("guardrail %s failed: %s", w.Name(), kind)}, nil
+	return Verdict{Action: Deny, Reason: fmt.Sprintf("guardrail %s failed: %s", w.Name(), f.Kind)}, f
 }
 
 var errBadVerdict = errors.New("bad verdict")
@@ -193,7 +213,7 @@ func (w *Wrapped) clean(v Verdict, r *Request) (Verdict, error) {
 	case Allow:
 		return Verdict{Action: Allow, Findings: validFindings(v.Findings, len(r.Text))}, nil
 	case Deny:
-		v.Reason = cleanReason(v.Reason)
+		v.Reason = inspect.Printable(v.Reason, maxReasonBytes)
 		if v.Reason == "" {
 			v.Reason = "denied by guardrail " + w.Name()
 		}
@@ -209,32 +229,12 @@ func (w *Wrapped) clean(v Verdict, r *Request) (Verdict, error) {
 		case v.Text == "" && r.Text != "":
 			return Verdict{}, fmt.Errorf("%w: mutate without json or text", errBadVerdict)
 		}
-		v.Reason = cleanReason(v.Reason)
+		v.Reason = inspect.Printable(v.Reason, maxReasonBytes)
 	default:
 		return Verdict{}, fmt.Errorf("%w: unknown action %.32q", errBadVerdict, v.Action)
 	}
 	v.Findings = validFindings(v.Findings, len(r.Text))
 	return v, nil
-}
-
-// cleanReason keeps a deny reason short and printable: it goes into a
-// JSON-RPC error and into logs.
-func cleanReason(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.TrimSpace(s)
-	if len(s) <= maxReasonBytes {
-		return s
-	}
-	cut := maxReasonBytes
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }
 
 // validFindings drops findings whose offsets do not fit the text and

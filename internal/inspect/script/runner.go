@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/dop251/goja"
+
+	"gatehouse/internal/inspect"
 )
 
 // runner is one goja runtime with the script loaded. One goroutine uses
@@ -84,7 +86,7 @@ func (h *Hooks) newRunner() (*runner, error) {
 			o := vm.NewObject()
 			reason := ""
 			if a := c.Argument(0); !goja.IsUndefined(a) && !goja.IsNull(a) {
-				reason = cleanText(strings.TrimSpace(a.String()), maxReasonBytes)
+				reason = inspect.Printable(a.String(), maxReasonBytes)
 			}
 			if reason == "" {
 				reason = "denied by script " + h.name
@@ -375,6 +377,6 @@ func (r *runner) logFn(c goja.FunctionCall) goja.Value {
 	}
 	h.log.LogAttrs(context.Background(), slog.LevelDebug, "script log",
 		slog.String("script", h.name), slog.String("version", h.version),
-		slog.String("msg", cleanText(strings.Join(parts, " "), maxLogBytes)))
+		slog.String("msg", inspect.Printable(strings.Join(parts, " "), maxLogBytes)))
 	return goja.Undefined()
 }

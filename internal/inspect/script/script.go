@@ -49,10 +49,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/dop251/goja"
 	"github.com/dop251/goja/parser"
@@ -144,6 +141,9 @@ type Verdict struct {
 	Reason string
 	// JSON is, for Mutate, the replacement arguments or result.
 	JSON json.RawMessage
+	// Failed is, for a Deny the script did not decide (it failed and the
+	// call fails closed), the kind of failure (see Failure.Kind).
+	Failed string
 }
 
 // Hooks is a loaded script. It is safe for concurrent use.
@@ -358,22 +358,5 @@ func (h *Hooks) failed(ctx context.Context, k hook, f *failure) Verdict {
 	if h.onFailure != nil {
 		h.onFailure(Failure{Script: h.name, Version: h.version, Hook: k.String(), Kind: f.kind, Err: f.err})
 	}
-	return Verdict{Action: Deny, Reason: fmt.Sprintf("script %s failed: %s", h.name, f.kind)}
-}
-
-// cleanText keeps a script-supplied string short and printable.
-func cleanText(s string, max int) string {
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return strings.Map(func(r rune) rune {
-		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return ' '
-		}
-		return r
-	}, s)
+	return Verdict{Action: Deny, Reason: fmt.Sprintf("script %s failed: %s", h.name, f.kind), Failed: f.kind}
 }

@@ -59,8 +59,9 @@ func TestVerdicts(t *testing.T) {
 		{"deny", `function onToolCall(ctx) { if (ctx.tool === "write_file") return deny("writes need review"); }`,
 			Verdict{Action: Deny, Reason: "writes need review"}},
 		{"deny_without_reason", `function onToolCall(ctx) { return deny(); }`, Verdict{Action: Deny, Reason: "denied by script t"}},
+		// Cleaned, then cut to 256 bytes: the format character becomes one space.
 		{"deny_reason_cleaned", `function onToolCall(ctx) { return deny("a\nb\u202e" + "x".repeat(300)); }`,
-			Verdict{Action: Deny, Reason: "a b " + strings.Repeat("x", 250) + "…"}},
+			Verdict{Action: Deny, Reason: "a b " + strings.Repeat("x", 252) + "…"}},
 		{"mutate_args", `function onToolCall(ctx) { ctx.args.path = "/sandbox" + ctx.args.path; return mutate(ctx.args); }`,
 			Verdict{Action: Mutate, JSON: json.RawMessage(`{"path":"/sandbox/tmp/a.txt","content":"hello"}`)}},
 		{"mutate_date_uses_toJSON", `function onToolCall(ctx) { return mutate({at: new Date(0)}); }`,
@@ -71,6 +72,8 @@ func TestVerdicts(t *testing.T) {
 				f.category, f.type, f.confidence, typeof ctx.result].join(","));
 		}`, Verdict{Action: Deny, Reason: "files,fs-1,tools/call,agt_1,build-bot,platform,pii,email,high,undefined"}},
 		{"const_hook", `const onToolCall = (ctx) => deny("arrow");`, Verdict{Action: Deny, Reason: "arrow"}},
+		{"deny_like_a_failure", `function onToolCall(ctx) { return deny("script t failed: timeout"); }`,
+			Verdict{Action: Deny, Reason: "script t failed: timeout"}}, // decided, not failed: Failed stays empty
 		{"math_and_date_work", `function onToolCall() { var x = Math.random(); var d = Date.now(); return (x >= 0 && d > 0) ? allow() : deny("?"); }`,
 			Verdict{Action: Allow}},
 		{"args_assigned", `function onToolCall(ctx) { ctx.args = {replaced: true}; return mutate(ctx.args); }`,
@@ -173,8 +176,8 @@ func TestFailsClosed(t *testing.T) {
 			}
 			got := h.OnToolCall(ctx, testCall)
 			want := "script t failed: " + tt.kind
-			if got.Action != Deny || got.Reason != want {
-				t.Errorf("verdict %+v, want deny %q", got, want)
+			if got.Action != Deny || got.Reason != want || got.Failed != tt.kind {
+				t.Errorf("verdict %+v, want deny %q failed %q", got, want, tt.kind)
 			}
 			if len(*failures) != 1 || (*failures)[0].Kind != tt.kind || (*failures)[0].Hook != "onToolCall" || (*failures)[0].Version != "3" || (*failures)[0].Err == nil {
 				t.Errorf("failures %+v, want one of kind %q", *failures, tt.kind)
