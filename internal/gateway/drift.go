@@ -488,7 +488,7 @@ func (x *exchange) forwardCheckedTools(ctx context.Context, mb *member, snap *sn
 			}
 		}
 		if !v.ok() {
-			x.noteToolFindings(v.findings)
+			x.noteHook(inspect.ActionFlag, v.findings...)
 			if v.hide {
 				dropped = true
 				return true
@@ -521,22 +521,6 @@ func (x *exchange) forwardCheckedTools(ctx context.Context, mb *member, snap *sn
 // quarantinedError refuses a call to a held-back tool.
 func quarantinedError(name string, v *toolVerdict) *jsonrpc.Error {
 	return jsonrpc.NewError(CodeToolQuarantined, fmt.Sprintf("gatehouse holds the tool %s back: %s", name, v.why))
-}
-
-// noteToolFindings marks the exchange's audit record with tool findings.
-func (x *exchange) noteToolFindings(fs []audit.Finding) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	a := &x.audit
-	for _, f := range fs {
-		if len(a.findings) >= 64 {
-			break
-		}
-		a.findings = append(a.findings, f)
-	}
-	if len(fs) > 0 && a.inspectAction < inspect.ActionFlag {
-		a.inspectAction = inspect.ActionFlag
-	}
 }
 
 // memPins keeps pins in memory when the gateway runs without a store

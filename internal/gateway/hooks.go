@@ -279,23 +279,17 @@ func (x *exchange) hookUpstream() string {
 	return ""
 }
 
-// noteHook marks the audit record with hook findings and raises its
-// inspection action to level.
+// noteHook marks the audit record with findings of hooks or tool checks,
+// counts them, and raises the record's inspection action to level.
 func (x *exchange) noteHook(level inspect.Action, fs ...audit.Finding) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	a := &x.audit
 	m := x.g.metrics()
 	for _, f := range fs {
-		m.Finding(f.Category, f.Type, f.Action, f.Direction)
-		if len(a.findings) >= 64 {
-			continue // bounded: a record stays small
-		}
-		a.findings = append(a.findings, f)
+		a.findings = addFinding(m, a.findings, f)
 	}
-	if level > a.inspectAction {
-		a.inspectAction = level
-	}
+	a.inspectAction = max(a.inspectAction, level)
 }
 
 // hookPayload is the content going through the hooks.

@@ -10,6 +10,7 @@ import (
 	"gatehouse/internal/inspect/alert"
 	"gatehouse/internal/inspect/detectors"
 	"gatehouse/internal/jsonrpc"
+	"gatehouse/internal/telemetry"
 )
 
 // Tool arguments are inspected after the policy allowed the call and
@@ -148,6 +149,20 @@ func (x *exchange) noteFindings(v inspect.Verdict, dir inspect.Direction) {
 	}
 }
 
+// maxRecordFindings bounds the findings one audit record keeps: a record
+// stays small whatever a payload holds.
+const maxRecordFindings = 64
+
+// addFinding counts f and appends it to a record's findings (up to
+// maxRecordFindings).
+func addFinding(m *telemetry.Registry, dst []audit.Finding, f audit.Finding) []audit.Finding {
+	m.Finding(f.Category, f.Type, f.Action, f.Direction)
+	if len(dst) < maxRecordFindings {
+		dst = append(dst, f)
+	}
+	return dst
+}
+
 // tallyFindings counts v's findings in the metrics and appends them to a
 // record's findings (bounded: a record stays small); it returns the
 // record's new findings and action, and the findings to alert on.
@@ -155,14 +170,11 @@ func (g *Gateway) tallyFindings(v inspect.Verdict, dir inspect.Direction, dst []
 	m := g.metrics()
 	var alerted []alert.Finding
 	for _, f := range v.Findings {
-		m.Finding(string(f.Category), f.Type, f.Action.String(), string(dir))
 		if f.Action == inspect.ActionAlert && len(alerted) < maxAlertFindings {
 			alerted = append(alerted, alert.Finding{Category: string(f.Category), Type: f.Type, Confidence: f.Confidence.String(), Action: f.Action.String()})
 		}
-		if len(dst) < 64 {
-			dst = append(dst, audit.Finding{Category: string(f.Category), Type: f.Type, Confidence: f.Confidence.String(),
-				Direction: string(dir), Path: f.Path, Action: f.Action.String()})
-		}
+		dst = addFinding(m, dst, audit.Finding{Category: string(f.Category), Type: f.Type, Confidence: f.Confidence.String(),
+			Direction: string(dir), Path: f.Path, Action: f.Action.String()})
 	}
 	if v.Action == inspect.ActionBlock {
 		m.Blocked(string(dir))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"sync"
 
+	"gatehouse/internal/inspect"
 	"gatehouse/internal/jsonrpc"
 	"gatehouse/internal/policy"
 )
@@ -140,7 +141,7 @@ func (x *exchange) list(ctx context.Context) {
 					}
 				}
 				if !v.ok() {
-					x.noteToolFindings(v.findings)
+					x.noteHook(inspect.ActionFlag, v.findings...)
 					if v.hide {
 						return true
 					}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gatehouse/internal/inspect"
 	"gatehouse/internal/jsonrpc"
 	"gatehouse/internal/policy"
 	"gatehouse/internal/upstream"
@@ -306,7 +307,7 @@ func (x *exchange) byName(ctx context.Context, tool bool) {
 	}
 	if tool {
 		if v := x.toolCheck(ctx, mb, up); v != nil {
-			x.noteToolFindings(v.findings)
+			x.noteHook(inspect.ActionFlag, v.findings...)
 			if v.hide {
 				x.fail(quarantinedError(name, v))
 				return
