@@ -414,7 +414,11 @@ func (x *exchange) runGuardrails(ctx context.Context, hs *hookSet, p *hookPayloa
 				req.Agent, req.Team = principalName(pr), pr.Team
 			}
 		}
-		req.JSON, req.Text = p.doc, guardrail.TextOf(p.doc)
+		if string(req.JSON) != string(p.doc) || req.JSON == nil {
+			// The text of the payload, again only when a guardrail before
+			// rewrote it.
+			req.JSON, req.Text = p.doc, guardrail.TextOf(p.doc)
+		}
 		v, failure := gh.wrapped.Decide(ctx, req)
 		if failure != nil {
 			level, mode := inspect.ActionAlert, "open" // failed open: let through, marked for review
